@@ -1,0 +1,21 @@
+"""Environments on the batched simulator: PettingZoo (all cars), gymnasium single-learner and vector views.
+
+    RacingEnv          PettingZoo ParallelEnv, agents car_0 ... car_{n-1}
+    SingleAgentEnv     gymnasium.Env, one learning car, the others driven by drivers (FTG by default)
+    VectorRacingEnv    gymnasium VectorEnv of E copies in one simulator (same-step autoreset)
+    BatchedEnv         the array core under all three (E copies x N cars, no autoreset)
+"""
+
+from multi_agent_rl.envs.batched import BatchedEnv, BatchedStep
+from multi_agent_rl.envs.config import ActionConfig, EnvConfig, RenderConfig, racing_env_config
+from multi_agent_rl.envs.drivers import DriverConfig, ftg_config_for
+from multi_agent_rl.envs.learner import SingleAgentEnv
+from multi_agent_rl.envs.normalize import RunningNormalizer
+from multi_agent_rl.envs.observations import ObservationConfig
+from multi_agent_rl.envs.parallel import RacingEnv
+from multi_agent_rl.envs.vector import VectorRacingEnv
+
+__all__ = [
+    "ActionConfig", "BatchedEnv", "BatchedStep", "DriverConfig", "EnvConfig", "ObservationConfig", "RacingEnv",
+    "RenderConfig", "RunningNormalizer", "SingleAgentEnv", "VectorRacingEnv", "ftg_config_for", "racing_env_config",
+]

@@ -1,0 +1,120 @@
+"""Closed-loop environment throughput: simulator + observations + FTG defender + reward, random attacker.
+
+    python scripts/bench_env.py --task gaplock --envs 64 --json
+    python scripts/bench_env.py --task gaplock --envs 1 --beams 108 --interface single
+
+Interfaces: "vector" (VectorRacingEnv, E copies in one simulator, same-step autoreset; the default), "single"
+(SingleAgentEnv, one copy, reset by the loop; needs --envs 1) and "parallel" (the PettingZoo RacingEnv, one copy,
+every car's action given; the defender's action comes from FTG on its scan). The attacker's actions are uniform in
+its action space, drawn every step from a seeded generator. Timing starts after a warm-up (numba compilation,
+caches). The last line printed is JSON with ``env_steps_per_s`` (copies x steps per wall-clock second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+
+import numba
+import numpy as np
+
+from multi_agent_rl.envs import EnvConfig, RacingEnv, SingleAgentEnv, VectorRacingEnv, racing_env_config
+from multi_agent_rl.envs.drivers import FTGDriver, ftg_config_for
+
+
+def make_config(task: str, beams: int) -> EnvConfig:
+    config = EnvConfig() if task == "gaplock" else racing_env_config(num_cars=2)
+    lidar = replace(config.sim.lidar, num_beams=beams)
+    obs_beams = min(config.observation.lidar_beams, beams)
+    return replace(config, sim=replace(config.sim, lidar=lidar),
+                   observation=replace(config.observation, lidar_beams=obs_beams))
+
+
+def run_vector(config: EnvConfig, envs: int, steps: int, warmup: int, seed: int) -> tuple[float, int]:
+    env = VectorRacingEnv(config, num_envs=envs, seed=seed)
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    episodes = 0
+    for _ in range(warmup):
+        env.step(rng.uniform(-1.0, 1.0, (envs, 2)))
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(rng.uniform(-1.0, 1.0, (envs, 2)))
+        episodes += int(np.count_nonzero(term | trunc))
+    return time.perf_counter() - start, episodes
+
+
+def run_single(config: EnvConfig, steps: int, warmup: int, seed: int) -> tuple[float, int]:
+    env = SingleAgentEnv(config, seed=seed)
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    episodes = 0
+    for i in range(warmup + steps):
+        if i == warmup:
+            start = time.perf_counter()
+            episodes = 0
+        _, _, term, trunc, _ = env.step(rng.uniform(-1.0, 1.0, 2))
+        if term or trunc:
+            episodes += 1
+            env.reset()
+    return time.perf_counter() - start, episodes
+
+
+def run_parallel(config: EnvConfig, steps: int, warmup: int, seed: int) -> tuple[float, int]:
+    env = RacingEnv(config, seed=seed)
+    core = env.core
+    defender = FTGDriver(core.sim.beam_angles, 1, ftg_config_for(core.vehicle))
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    episodes = 0
+    for i in range(warmup + steps):
+        if i == warmup:
+            start = time.perf_counter()
+            episodes = 0
+        physical = defender.act(core.state[:, 1], core.scans[:, 1], core.observations[:, 1])
+        actions = {"car_0": rng.uniform(-1.0, 1.0, 2), "car_1": core.to_normalized(physical[0])}
+        env.step(actions)
+        if not env.agents:
+            episodes += 1
+            env.reset()
+    return time.perf_counter() - start, episodes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", choices=("gaplock", "racing"), default="gaplock")
+    parser.add_argument("--envs", type=int, default=1, help="copies stepped together (vector interface)")
+    parser.add_argument("--beams", type=int, default=1080, help="simulated LiDAR beams per car")
+    parser.add_argument("--interface", choices=("vector", "single", "parallel"), default="vector")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps of the whole batch "
+                        "(default: about 20,000 env steps, at least 200 batch steps)")
+    parser.add_argument("--warmup", type=int, default=200, help="untimed batch steps first")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    args = parser.parse_args()
+    if args.interface != "vector" and args.envs != 1:
+        parser.error(f"--interface {args.interface} steps one copy; use --envs 1")
+    steps = args.steps or max(200, 20_000 // args.envs)
+    config = make_config(args.task, args.beams)
+    if args.interface == "vector":
+        seconds, episodes = run_vector(config, args.envs, steps, args.warmup, args.seed)
+    elif args.interface == "single":
+        seconds, episodes = run_single(config, steps, args.warmup, args.seed)
+    else:
+        seconds, episodes = run_parallel(config, steps, args.warmup, args.seed)
+    result = {
+        "task": args.task, "interface": args.interface, "envs": args.envs, "beams": args.beams,
+        "obs_beams": config.observation.lidar_beams, "batch_steps": steps, "seconds": round(seconds, 4),
+        "episodes_ended": episodes, "numba_threads": numba.get_num_threads(),
+        "env_steps_per_s": round(args.envs * steps / seconds, 1),
+    }
+    if not args.json:
+        print(f"{result['env_steps_per_s']:.0f} env steps/s ({args.task}, {args.interface}, {args.envs} envs, "
+              f"{args.beams} beams)")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
