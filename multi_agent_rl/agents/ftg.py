@@ -40,8 +40,8 @@ class FTGConfig:
     max_range_m: float = 10.0  # ranges are clipped here before anything else
     smoothing_window_rad: float = 0.02  # width of the moving-average filter over beams (0 = no smoothing)
     bubble_radius_m: float = 0.35  # beams passing within this distance of the closest point are zeroed
-    min_gap_range_m: float = 1.2  # a beam belongs to a gap when its smoothed range exceeds this
-    aim: str = "farthest"  # "farthest" (centre of the gap's farthest beams) or "middle" (the gap's middle beam)
+    min_gap_range_m: float = 1.5  # a beam belongs to a gap above this range (keep it above half the track width)
+    aim: str = "middle"  # "middle" (the gap's middle beam) or "farthest" (centre of its farthest beams)
     farthest_tolerance_m: float = 0.5  # beams within this of the gap's maximum count as "farthest"
     steering_gain: float = 1.0  # steering angle = gain * aim angle (before limits)
     steer_smoothing: float = 0.5  # low-pass weight of the previous steering command, in [0, 1)

@@ -97,8 +97,8 @@ class RacingTask(Task):
         self._progress = np.zeros(shape)
         self._laps = np.zeros(shape, dtype=np.int64)
         self._lap_start = np.zeros(shape, dtype=np.int64)
-        self._last_lap_s = np.full(shape, np.nan)
-        self._best_lap_s = np.full(shape, np.nan)
+        self._last_lap_s = np.zeros(shape)
+        self._best_lap_s = np.zeros(shape)
         self._terms = np.zeros((len(RACING_TERMS), *shape))
         self._term_views = MappingProxyType({n: self._terms[i] for i, n in enumerate(RACING_TERMS)})
 
@@ -143,8 +143,8 @@ class RacingTask(Task):
         self._progress[env_ids] = 0.0
         self._laps[env_ids] = 0
         self._lap_start[env_ids] = 0
-        self._last_lap_s[env_ids] = np.nan
-        self._best_lap_s[env_ids] = np.nan
+        self._last_lap_s[env_ids] = 0.0
+        self._best_lap_s[env_ids] = 0.0
 
     def step(self, prev_state, state, collided, car_contact, episode_step) -> TaskStep:
         cfg = self.config
@@ -162,7 +162,8 @@ class RacingTask(Task):
         steps = episode_step[:, None]
         lap_time = (steps - self._lap_start) * self.timestep_s
         self._last_lap_s = np.where(lap_done, lap_time, self._last_lap_s)
-        self._best_lap_s = np.where(lap_done, np.fmin(self._best_lap_s, lap_time), self._best_lap_s)
+        best = np.where(self._best_lap_s > 0.0, np.minimum(self._best_lap_s, lap_time), lap_time)
+        self._best_lap_s = np.where(lap_done, best, self._best_lap_s)
         self._lap_start = np.where(lap_done, steps, self._lap_start)
         self._laps += lap_done
 
@@ -183,6 +184,8 @@ class RacingTask(Task):
         return TaskStep(self._terms.sum(axis=0), terminated, truncated, outcome, self._term_views)
 
     def episode_stats(self):
+        """Per car: laps completed, centreline progress (m), last and best lap times (s; 0 before the first lap).
+        Arrays are the task's own, valid until the next step."""
         return {
             "laps": self._laps,
             "progress_m": self._progress,
