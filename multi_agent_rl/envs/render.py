@@ -100,7 +100,8 @@ class Renderer:
             nose = car[0:2] + np.array([c, s]) * (hl + 0.4 * hl)
             draw.line(to_px(np.stack([car[0:2], nose])), fill=TEXT_RGB, width=width)
         if text:
-            draw.rectangle((0, 0, 8 + 7 * len(text), 16), fill=(255, 255, 255))
+            left, top, right, bottom = draw.textbbox((4, 2), text, font=self._font)
+            draw.rectangle((0, 0, right + 4, bottom + 2), fill=(255, 255, 255))
             draw.text((4, 2), text, fill=TEXT_RGB, font=self._font)
         return np.asarray(image, dtype=np.uint8)
 
