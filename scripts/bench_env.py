@@ -4,10 +4,11 @@
     python scripts/bench_env.py --task gaplock --envs 1 --beams 108 --interface single
 
 Interfaces: "vector" (VectorRacingEnv, E copies in one simulator, same-step autoreset; the default), "single"
-(SingleAgentEnv, one copy, reset by the loop; needs --envs 1) and "parallel" (the PettingZoo RacingEnv, one copy,
-every car's action given; the defender's action comes from FTG on its scan). The attacker's actions are uniform in
-its action space, drawn every step from a seeded generator. Timing starts after a warm-up (numba compilation,
-caches). The last line printed is JSON with ``env_steps_per_s`` (copies x steps per wall-clock second).
+(SingleAgentEnv, one copy, reset by the loop; needs --envs 1) and "parallel" (the PettingZoo RacingEnv, one
+copy, every car's action given; the defender's action comes from FTG on its scan). The attacker's actions are
+uniform in its action space, drawn every step from a seeded generator. Timing starts after a warm-up (numba
+compilation, caches). The last line printed is JSON with ``env_steps_per_s`` (copies x steps per wall-clock
+second).
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ def make_config(task: str, beams: int) -> EnvConfig:
     config = EnvConfig() if task == "gaplock" else racing_env_config(num_cars=2)
     lidar = replace(config.sim.lidar, num_beams=beams)
     obs_beams = min(config.observation.lidar_beams, beams)
-    return replace(config, sim=replace(config.sim, lidar=lidar),
-                   observation=replace(config.observation, lidar_beams=obs_beams))
+    return replace(
+        config,
+        sim=replace(config.sim, lidar=lidar),
+        observation=replace(config.observation, lidar_beams=obs_beams),
+    )
 
 
 def run_vector(config: EnvConfig, envs: int, steps: int, warmup: int, seed: int) -> tuple[float, int]:
@@ -88,8 +92,12 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=1, help="copies stepped together (vector interface)")
     parser.add_argument("--beams", type=int, default=1080, help="simulated LiDAR beams per car")
     parser.add_argument("--interface", choices=("vector", "single", "parallel"), default="vector")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps of the whole batch "
-                        "(default: about 20,000 env steps, at least 200 batch steps)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed steps of the whole batch (default: about 20,000 env steps, at least 200 batch steps)",
+    )
     parser.add_argument("--warmup", type=int, default=200, help="untimed batch steps first")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -105,14 +113,22 @@ def main() -> None:
     else:
         seconds, episodes = run_parallel(config, steps, args.warmup, args.seed)
     result = {
-        "task": args.task, "interface": args.interface, "envs": args.envs, "beams": args.beams,
-        "obs_beams": config.observation.lidar_beams, "batch_steps": steps, "seconds": round(seconds, 4),
-        "episodes_ended": episodes, "numba_threads": numba.get_num_threads(),
+        "task": args.task,
+        "interface": args.interface,
+        "envs": args.envs,
+        "beams": args.beams,
+        "obs_beams": config.observation.lidar_beams,
+        "batch_steps": steps,
+        "seconds": round(seconds, 4),
+        "episodes_ended": episodes,
+        "numba_threads": numba.get_num_threads(),
         "env_steps_per_s": round(args.envs * steps / seconds, 1),
     }
     if not args.json:
-        print(f"{result['env_steps_per_s']:.0f} env steps/s ({args.task}, {args.interface}, {args.envs} envs, "
-              f"{args.beams} beams)")
+        print(
+            f"{result['env_steps_per_s']:.0f} env steps/s ({args.task}, {args.interface}, {args.envs} envs, "
+            f"{args.beams} beams)"
+        )
     print(json.dumps(result))
 
 

@@ -5,9 +5,9 @@
 
 Attackers (car_0): "random" (uniform steering and speed commands over the whole action range, redrawn every
 step), "straight" (steering 0 at a constant --straight-speed) and "ftg" (the same Follow-The-Gap as the
-defender). Episode i of every attacker starts from the reset seeded with --seed + i (same spawn pair, start speed
-and LiDAR noise for every attacker). All episodes run side by side as copies of one batched simulator, each for
-exactly one episode. Prints one row of outcome rates per attacker, then the rows as JSON.
+defender). Episode i of every attacker starts from the reset seeded with --seed + i (same spawn pair, start
+speed and LiDAR noise for every attacker). All episodes run side by side as copies of one batched simulator,
+each for exactly one episode. Prints one row of outcome rates per attacker, then the rows as JSON.
 """
 
 from __future__ import annotations
@@ -70,7 +70,11 @@ def main() -> None:
     names = GAPLOCK_OUTCOMES[1:]
     print(f"{'attacker':10s}" + "".join(f"{n:>18s}" for n in names) + f"{'mean steps':>12s}")
     for row in rows:
-        print(f"{row['attacker']:10s}" + "".join(f"{row[n]:>18.2f}" for n in names) + f"{row['mean_steps']:>12.0f}")
+        print(
+            f"{row['attacker']:10s}"
+            + "".join(f"{row[n]:>18.2f}" for n in names)
+            + f"{row['mean_steps']:>12.0f}"
+        )
     print(json.dumps(rows))
 
 

@@ -28,8 +28,12 @@ def make_env(args: argparse.Namespace) -> SingleAgentEnv:
         config = EnvConfig() if args.map is None else EnvConfig(map_path=args.map)
     else:
         config = racing_env_config(args.map or "maps/line_track/line_track.yaml")
-    render = RenderConfig(view=args.view, window_m=(args.window, args.window / 2), pixels_per_m=args.ppm,
-                          max_pixels=args.max_pixels)
+    render = RenderConfig(
+        view=args.view,
+        window_m=(args.window, args.window / 2),
+        pixels_per_m=args.ppm,
+        max_pixels=args.max_pixels,
+    )
     task = config.task
     if args.max_steps:
         task = replace(task, max_steps=args.max_steps)
@@ -50,13 +54,16 @@ def write(frames: list[np.ndarray], path: Path, fps: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".gif":
         images = [Image.fromarray(f) for f in frames]
-        images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0,
-                       optimize=False)
+        images[0].save(
+            path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0, optimize=False
+        )
     elif path.suffix.lower() == ".mp4":
         try:
             import imageio.v2 as imageio
         except ImportError:
-            raise SystemExit('MP4 output needs imageio and imageio-ffmpeg: pip install -e ".[video]"') from None
+            raise SystemExit(
+                'MP4 output needs imageio and imageio-ffmpeg: pip install -e ".[video]"'
+            ) from None
         with imageio.get_writer(path, fps=fps, macro_block_size=1) as writer:
             for f in frames:
                 writer.append_data(f)
@@ -89,8 +96,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="output file, .gif or .mp4")
     parser.add_argument("--task", choices=("gaplock", "racing"), default="gaplock")
     parser.add_argument("--map", default=None, help="map YAML (default: line_track)")
-    parser.add_argument("--attacker", choices=("ftg", "random", "straight"), default="ftg",
-                        help="policy driving car_0")
+    parser.add_argument(
+        "--attacker", choices=("ftg", "random", "straight"), default="ftg", help="policy driving car_0"
+    )
     parser.add_argument("--speed", type=float, default=0.6, help="straight attacker speed (m/s)")
     parser.add_argument("--max-speed", type=float, default=None, help="FTG attacker speed cap (m/s)")
     parser.add_argument("--max-steps", type=int, default=None, help="override the task's max_steps")

@@ -1,12 +1,14 @@
 """Follow-The-Gap: a reactive LiDAR driver, numba-compiled and batched over environment copies.
 
 Per scan (design.md §7):
-  1. keep the beams within ``field_of_view_rad`` of straight ahead, clip them to ``max_range_m`` and smooth them
+  1. keep the beams within ``field_of_view_rad`` of straight ahead, clip them to ``max_range_m`` and smooth
+  them
      with a moving average ``smoothing_window_rad`` wide;
   2. find the closest point and zero a "bubble" of beams around it: every beam whose direction passes within
      ``bubble_radius_m`` of that point;
   3. find the widest run of consecutive beams whose range exceeds ``min_gap_range_m`` (the gap);
-  4. aim at the gap's farthest point (the middle of the beams within ``farthest_tolerance_m`` of its maximum, so a
+  4. aim at the gap's farthest point (the middle of the beams within ``farthest_tolerance_m`` of its maximum,
+  so a
      plateau of capped ranges gives its centre, not its edge) or at its middle beam (``aim="middle"``);
   5. steer ``steering_gain`` times the aim angle, low-pass filtered (``steer_smoothing``), limited to
      ``max_steer_rad`` and, when the speed is given, to what ``max_lateral_accel_mps2`` allows at that speed;
@@ -15,8 +17,8 @@ Per scan (design.md §7):
      [``min_speed_mps``, ``max_speed_mps``].
 With no gap at all it steers toward the longest beam at ``min_speed_mps``.
 
-The core is :func:`follow_the_gap`, a pure function; :class:`FollowTheGap` keeps the steering filter's state per
-copy. Neither depends on torch or on the agent protocol: they take raw scans (metres) and return
+The core is :func:`follow_the_gap`, a pure function; :class:`FollowTheGap` keeps the steering filter's state
+per copy. Neither depends on torch or on the agent protocol: they take raw scans (metres) and return
 ``[steering_angle_rad, target_speed_mps]`` actions, the simulator's action format.
 """
 
@@ -40,7 +42,7 @@ class FTGConfig:
     max_range_m: float = 10.0  # ranges are clipped here before anything else
     smoothing_window_rad: float = 0.02  # width of the moving-average filter over beams (0 = no smoothing)
     bubble_radius_m: float = 0.35  # beams passing within this distance of the closest point are zeroed
-    min_gap_range_m: float = 1.5  # a beam belongs to a gap above this range (keep it above half the track width)
+    min_gap_range_m: float = 1.5  # a gap is beams beyond this (keep it above half the track width)
     aim: str = "middle"  # "middle" (the gap's middle beam) or "farthest" (centre of its farthest beams)
     farthest_tolerance_m: float = 0.5  # beams within this of the gap's maximum count as "farthest"
     steering_gain: float = 1.0  # steering angle = gain * aim angle (before limits)
@@ -55,14 +57,29 @@ class FTGConfig:
     max_speed_mps: float = 1.0  # speed cap
 
     def __post_init__(self) -> None:
-        positive = ("field_of_view_rad", "max_range_m", "min_gap_range_m", "max_steer_rad", "wheelbase_m",
-                    "max_lateral_accel_mps2", "braking_decel_mps2", "max_speed_mps")
+        positive = (
+            "field_of_view_rad",
+            "max_range_m",
+            "min_gap_range_m",
+            "max_steer_rad",
+            "wheelbase_m",
+            "max_lateral_accel_mps2",
+            "braking_decel_mps2",
+            "max_speed_mps",
+        )
         for name in positive:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"FTGConfig.{name} must be a positive finite number, got {value!r}")
-        non_negative = ("smoothing_window_rad", "bubble_radius_m", "farthest_tolerance_m", "steering_gain",
-                        "ahead_half_angle_rad", "stop_margin_m", "min_speed_mps")
+        non_negative = (
+            "smoothing_window_rad",
+            "bubble_radius_m",
+            "farthest_tolerance_m",
+            "steering_gain",
+            "ahead_half_angle_rad",
+            "stop_margin_m",
+            "min_speed_mps",
+        )
         for name in non_negative:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -73,12 +90,13 @@ class FTGConfig:
             raise ValueError(f"FTGConfig.steer_smoothing must lie in [0, 1), got {self.steer_smoothing}")
         if self.min_speed_mps > self.max_speed_mps:
             raise ValueError(
-                f"FTGConfig.min_speed_mps ({self.min_speed_mps}) must not exceed max_speed_mps ({self.max_speed_mps})"
+                f"FTGConfig.min_speed_mps ({self.min_speed_mps}) must not exceed "
+                f"max_speed_mps ({self.max_speed_mps})"
             )
         if self.min_gap_range_m >= self.max_range_m:
             raise ValueError(
-                f"FTGConfig.min_gap_range_m ({self.min_gap_range_m}) must be below max_range_m ({self.max_range_m}),"
-                " or no beam can ever be part of a gap"
+                f"FTGConfig.min_gap_range_m ({self.min_gap_range_m}) must be below "
+                f"max_range_m ({self.max_range_m}), or no beam can ever be part of a gap"
             )
 
 
@@ -115,21 +133,32 @@ def _kernel_args(config: FTGConfig, beam_angles_rad: np.ndarray) -> _Kernel:
     inside = np.flatnonzero(np.abs(angles) <= 0.5 * config.field_of_view_rad + 1e-9)
     ahead = np.flatnonzero(np.abs(angles) <= config.ahead_half_angle_rad + 1e-9)
     if inside.size == 0:
-        raise ValueError(f"FTGConfig.field_of_view_rad={config.field_of_view_rad} keeps no beam of this scanner")
+        raise ValueError(
+            f"FTGConfig.field_of_view_rad={config.field_of_view_rad} keeps no beam of this scanner"
+        )
     if ahead.size == 0:  # narrower than one beam: use the beam nearest to straight ahead
         ahead = np.array([int(np.argmin(np.abs(angles)))])
     return _Kernel(
-        first=int(inside[0]), last=int(inside[-1]) + 1,
+        first=int(inside[0]),
+        last=int(inside[-1]) + 1,
         half_window=int(round(0.5 * config.smoothing_window_rad / step)),
         beam_step_rad=step,
-        max_range_m=config.max_range_m, bubble_radius_m=config.bubble_radius_m,
-        min_gap_range_m=config.min_gap_range_m, aim_middle=config.aim == "middle",
-        farthest_tolerance_m=config.farthest_tolerance_m, steering_gain=config.steering_gain,
-        steer_smoothing=config.steer_smoothing, max_steer_rad=config.max_steer_rad,
-        wheelbase_m=config.wheelbase_m, max_lateral_accel_mps2=config.max_lateral_accel_mps2,
-        ahead_first=int(ahead[0]), ahead_last=int(ahead[-1]) + 1,
-        braking_decel_mps2=config.braking_decel_mps2, stop_margin_m=config.stop_margin_m,
-        min_speed_mps=config.min_speed_mps, max_speed_mps=config.max_speed_mps,
+        max_range_m=config.max_range_m,
+        bubble_radius_m=config.bubble_radius_m,
+        min_gap_range_m=config.min_gap_range_m,
+        aim_middle=config.aim == "middle",
+        farthest_tolerance_m=config.farthest_tolerance_m,
+        steering_gain=config.steering_gain,
+        steer_smoothing=config.steer_smoothing,
+        max_steer_rad=config.max_steer_rad,
+        wheelbase_m=config.wheelbase_m,
+        max_lateral_accel_mps2=config.max_lateral_accel_mps2,
+        ahead_first=int(ahead[0]),
+        ahead_last=int(ahead[-1]) + 1,
+        braking_decel_mps2=config.braking_decel_mps2,
+        stop_margin_m=config.stop_margin_m,
+        min_speed_mps=config.min_speed_mps,
+        max_speed_mps=config.max_speed_mps,
     )
 
 
@@ -248,8 +277,16 @@ def follow_the_gap(
     kernel = _kernel_args(config, beam_angles_rad)
     speeds = np.zeros(1) if speeds_mps is None else np.ascontiguousarray(speeds_mps, dtype=np.float64)
     work = np.empty((2, scans.shape[1]))
-    _ftg_batch(scans, np.asarray(beam_angles_rad, np.float64), speeds, speeds_mps is not None, kernel, steer, work,
-               actions)
+    _ftg_batch(
+        scans,
+        np.asarray(beam_angles_rad, np.float64),
+        speeds,
+        speeds_mps is not None,
+        kernel,
+        steer,
+        work,
+        actions,
+    )
     return actions, steer
 
 
@@ -261,12 +298,14 @@ class FollowTheGap:
         config: parameters.
         num_envs: E, the batch size of every call.
 
-    Call it with raw scans (E, B) in metres (float32 or float64, any strides along E) and optionally the speeds
-    (E,) in m/s; it returns (E, 2) ``[steering_angle_rad, target_speed_mps]`` in a buffer it reuses (copy what you
-    keep). ``reset(env_ids)`` clears the steering filter of copies whose episode restarts.
+    Call it with raw scans (E, B) in metres (float32 or float64, any strides along E) and optionally the
+    speeds (E,) in m/s; it returns (E, 2) ``[steering_angle_rad, target_speed_mps]`` in a buffer it reuses
+    (copy what you keep). ``reset(env_ids)`` clears the steering filter of copies whose episode restarts.
     """
 
-    def __init__(self, beam_angles_rad: np.ndarray, config: FTGConfig | None = None, num_envs: int = 1) -> None:
+    def __init__(
+        self, beam_angles_rad: np.ndarray, config: FTGConfig | None = None, num_envs: int = 1
+    ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         self.config = config or FTGConfig()
@@ -289,9 +328,18 @@ class FollowTheGap:
         """(E, 2) actions for scans (E, B) in metres; see the class docstring."""
         if scans.shape != (self.num_envs, self._angles.size):
             raise ValueError(
-                f"scans must have shape (num_envs, beams) = ({self.num_envs}, {self._angles.size}), got {scans.shape}"
+                f"scans must have shape (num_envs, beams) = ({self.num_envs}, {self._angles.size}), "
+                f"got {scans.shape}"
             )
         speeds = self._no_speed if speeds_mps is None else speeds_mps
-        _ftg_batch(scans, self._angles, speeds, speeds_mps is not None, self._kernel, self._steer, self._work,
-                   self._out)
+        _ftg_batch(
+            scans,
+            self._angles,
+            speeds,
+            speeds_mps is not None,
+            self._kernel,
+            self._steer,
+            self._work,
+            self._out,
+        )
         return self._out

@@ -1,9 +1,9 @@
 """Environments on the batched simulator: PettingZoo (all cars), gymnasium single-learner and vector views.
 
-    RacingEnv          PettingZoo ParallelEnv, agents car_0 ... car_{n-1}
-    SingleAgentEnv     gymnasium.Env, one learning car, the others driven by drivers (FTG by default)
-    VectorRacingEnv    gymnasium VectorEnv of E copies in one simulator (same-step autoreset)
-    BatchedEnv         the array core under all three (E copies x N cars, no autoreset)
+RacingEnv          PettingZoo ParallelEnv, agents car_0 ... car_{n-1}
+SingleAgentEnv     gymnasium.Env, one learning car, the others driven by drivers (FTG by default)
+VectorRacingEnv    gymnasium VectorEnv of E copies in one simulator (same-step autoreset)
+BatchedEnv         the array core under all three (E copies x N cars, no autoreset)
 """
 
 from multi_agent_rl.envs.batched import BatchedEnv, BatchedStep
@@ -16,6 +16,17 @@ from multi_agent_rl.envs.parallel import RacingEnv
 from multi_agent_rl.envs.vector import VectorRacingEnv
 
 __all__ = [
-    "ActionConfig", "BatchedEnv", "BatchedStep", "DriverConfig", "EnvConfig", "ObservationConfig", "RacingEnv",
-    "RenderConfig", "RunningNormalizer", "SingleAgentEnv", "VectorRacingEnv", "ftg_config_for", "racing_env_config",
+    "ActionConfig",
+    "BatchedEnv",
+    "BatchedStep",
+    "DriverConfig",
+    "EnvConfig",
+    "ObservationConfig",
+    "RacingEnv",
+    "RenderConfig",
+    "RunningNormalizer",
+    "SingleAgentEnv",
+    "VectorRacingEnv",
+    "ftg_config_for",
+    "racing_env_config",
 ]

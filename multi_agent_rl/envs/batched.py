@@ -1,14 +1,15 @@
 """The batched core every environment view is built on: E copies of an N-car task in one simulator, as arrays.
 
 ``BatchedEnv`` steps all copies and all cars at once: physical actions (E, N, 2) in; observations (E, N, D),
-rewards (E, N), terminations and truncations (E, N, never merged), outcome codes and named reward terms out. It
-never resets on its own: a copy whose cars are all done waits for ``reset(env_ids)`` (the views decide when).
-A car whose episode ended while others in its copy drive on (head-to-head racing) gets a stop command and zero
-reward until the copy resets.
+rewards (E, N), terminations and truncations (E, N, never merged), outcome codes and named reward terms out.
+It never resets on its own: a copy whose cars are all done waits for ``reset(env_ids)`` (the views decide
+when). A car whose episode ended while others in its copy drive on (head-to-head racing) gets a stop command
+and zero reward until the copy resets.
 
-Randomness: each copy owns a task generator (start poses, start speeds) and the simulator owns each copy's LiDAR
-noise generator. ``reset(seeds=...)`` re-seeds the copies it resets from their seeds (both streams derived from
-one ``SeedSequence``); without seeds, the generators continue, so episodes never repeat by accident.
+Randomness: each copy owns a task generator (start poses, start speeds) and the simulator owns each copy's
+LiDAR noise generator. ``reset(seeds=...)`` re-seeds the copies it resets from their seeds (both streams
+derived from one ``SeedSequence``); without seeds, the generators continue, so episodes never repeat by
+accident.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ class BatchedStep(NamedTuple):
     terms: dict
 
 
-def copy_streams(seed: int | np.random.SeedSequence | None) -> tuple[np.random.Generator, np.random.SeedSequence]:
+def copy_streams(
+    seed: int | np.random.SeedSequence | None,
+) -> tuple[np.random.Generator, np.random.SeedSequence]:
     """A copy's task generator and simulator-noise seed, both derived from one seed."""
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     task_seq, noise_seq = seq.spawn(2)
@@ -60,8 +63,9 @@ class BatchedEnv:
         track: an already loaded map to share between envs (default: load ``config.map_path``).
     """
 
-    def __init__(self, config: EnvConfig, num_envs: int = 1, seed: int | None = None,
-                 track: TrackMap | None = None) -> None:
+    def __init__(
+        self, config: EnvConfig, num_envs: int = 1, seed: int | None = None, track: TrackMap | None = None
+    ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         self.config = config
@@ -72,8 +76,9 @@ class BatchedEnv:
         self.task: Task = config.task.build(self.track, num_envs, self.env_timestep_s)
         self.num_cars = self.task.num_cars
         self.sim = Simulator(self.track, num_envs, self.num_cars, self.vehicle, config.sim)
-        self.obs_builder = ObservationBuilder(config.observation, num_envs, self.num_cars, self.vehicle,
-                                              config.sim.lidar)
+        self.obs_builder = ObservationBuilder(
+            config.observation, num_envs, self.num_cars, self.vehicle, config.sim.lidar
+        )
         self.action_low, self.action_high = self._action_bounds()
         self._act_scale = 0.5 * (self.action_high - self.action_low)
         self._act_mid = 0.5 * (self.action_high + self.action_low)
@@ -98,7 +103,9 @@ class BatchedEnv:
         low = np.array([-steer, v.v_min if a.min_speed_mps is None else a.min_speed_mps])
         high = np.array([steer, v.v_max if a.max_speed_mps is None else a.max_speed_mps])
         if not np.all(high > low):
-            raise ValueError(f"ActionConfig gives empty action ranges: low {low.tolist()}, high {high.tolist()}")
+            raise ValueError(
+                f"ActionConfig gives empty action ranges: low {low.tolist()}, high {high.tolist()}"
+            )
         return low, high
 
     def to_physical(self, actions: np.ndarray) -> np.ndarray:
@@ -127,7 +134,8 @@ class BatchedEnv:
         poses: np.ndarray | None = None,
         speeds: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Start new episodes in copies ``env_ids`` (default all); returns the full (E, N, D) observation buffer.
+        """Start new episodes in copies ``env_ids`` (default all); returns the full (E, N, D) observation
+        buffer.
 
         Args:
             env_ids: (K,) copies to reset.
@@ -168,13 +176,17 @@ class BatchedEnv:
         """Advance every copy by one env step with physical actions (E, N, 2)."""
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != self._actions.shape:
-            raise ValueError(f"actions must have shape (envs, cars, 2) = {self._actions.shape}, got {actions.shape}")
+            raise ValueError(
+                f"actions must have shape (envs, cars, 2) = {self._actions.shape}, got {actions.shape}"
+            )
         active = self.active
         np.multiply(actions, active[..., None], out=self._actions)  # done cars get a stop command
         self._prev_state[:] = self.sim.state
         view = self._view = self.sim.step(self._actions)
         self.episode_step += 1
-        result = self.task.step(self._prev_state, view.state, view.collided, self.sim.car_contact, self.episode_step)
+        result = self.task.step(
+            self._prev_state, view.state, view.collided, self.sim.car_contact, self.episode_step
+        )
         rewards = result.rewards * active
         terminated = result.terminated & active
         truncated = result.truncated & active

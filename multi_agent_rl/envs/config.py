@@ -21,9 +21,9 @@ _VIEWS = ("follow", "full")
 class ActionConfig:
     """How agents' actions map to the simulator's ``[steering_angle_rad, target_speed_mps]``."""
 
-    normalized: bool = True  # agents act in [-1, 1]^2, mapped affinely onto the ranges below (else physical units)
+    normalized: bool = True  # agents act in [-1, 1]^2, mapped affinely onto the ranges below
     max_steer_rad: float | None = None  # steering range is +-this (None: the vehicle's s_max)
-    min_speed_mps: float | None = None  # lowest speed command (None: the vehicle's v_min, i.e. reverse allowed)
+    min_speed_mps: float | None = None  # lowest speed command (None: the vehicle's v_min, reverse)
     max_speed_mps: float | None = None  # highest speed command (None: the vehicle's v_max)
 
 
@@ -58,7 +58,7 @@ class EnvConfig:
     learner_car: int = 0  # single-agent and vector views: the car the learner drives
     opponents: tuple[DriverConfig, ...] = (DriverConfig(),)  # drivers of the other cars, in index order
     # (a single entry drives every other car)
-    normalize_observations: bool = False  # views: running mean/std normalisation of the learner's observations
+    normalize_observations: bool = False  # views: running mean/std normalisation of observations
     normalizer_clip: float = 10.0  # bound of normalised observations
     render: RenderConfig = field(default_factory=RenderConfig)  # rgb_array frames
 
@@ -66,15 +66,21 @@ class EnvConfig:
         if self.vehicle not in PRESETS:
             raise ValueError(f"EnvConfig.vehicle must be one of {sorted(PRESETS)}, got {self.vehicle!r}")
         if not isinstance(self.task, (GaplockConfig, RacingConfig)):
-            raise ValueError(f"EnvConfig.task must be a GaplockConfig or RacingConfig, got {type(self.task).__name__}")
+            raise ValueError(
+                f"EnvConfig.task must be a GaplockConfig or RacingConfig, got {type(self.task).__name__}"
+            )
 
 
-def racing_env_config(map_path: str = "maps/line_track/line_track.yaml", num_cars: int = 1, **task: object) -> EnvConfig:
+def racing_env_config(
+    map_path: str = "maps/line_track/line_track.yaml", num_cars: int = 1, **task: object
+) -> EnvConfig:
     """An EnvConfig for the racing task with the F1TENTH car, ego and LiDAR observations (plus the opponent
     blocks when racing others), and FTG opponents; ``task`` overrides RacingConfig fields."""
     components = ("lidar", "ego") if num_cars == 1 else ("lidar", "ego", "opponent_pose", "opponent_motion")
     return EnvConfig(
-        map_path=map_path, vehicle="f1tenth", task=RacingConfig(num_cars=num_cars, **task),
+        map_path=map_path,
+        vehicle="f1tenth",
+        task=RacingConfig(num_cars=num_cars, **task),
         observation=ObservationConfig(components=components),
     )
 

@@ -1,9 +1,9 @@
 """Drivers for the cars a single-agent or vector view does not hand to the learner.
 
 A driver acts for one car in every copy at once: ``act(state (E, 7), scans (E, B), obs (E, D)) -> (E, 2)``
-physical actions ``[steering_angle_rad, target_speed_mps]``; ``reset(env_ids)`` is called when copies restart and
-``seed(seed)`` when the view is reset with a seed. These are thin env-side adapters: the learning agents' protocol
-lives in ``multi_agent_rl.agents``, and a frozen checkpoint plugs in through :class:`PolicyDriver`.
+physical actions ``[steering_angle_rad, target_speed_mps]``; ``reset(env_ids)`` is called when copies restart
+and ``seed(seed)`` when the view is reset with a seed. These are thin env-side adapters: the learning agents'
+protocol lives in ``multi_agent_rl.agents``, and a frozen checkpoint plugs in through :class:`PolicyDriver`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class DriverConfig:
     ftg: FTGConfig | None = None  # Follow-The-Gap parameters (None: defaults fitted to the vehicle)
     steer_rad: float = 0.0  # "constant": steering command
     speed_mps: float = 0.5  # "constant": speed command (m/s)
-    random_max_speed_mps: float | None = None  # "random": upper end of the speed range (None: the vehicle's v_max)
+    random_max_speed_mps: float | None = None  # "random": top of the speed range (None: v_max)
 
     def __post_init__(self) -> None:
         if self.kind not in DRIVER_KINDS:
@@ -48,8 +48,11 @@ class DriverConfig:
 def ftg_config_for(vehicle: VehicleParams, **overrides: float) -> FTGConfig:
     """Default Follow-The-Gap parameters with the vehicle's steering limit, wheelbase and top speed (capped at
     the LIMO's 1 m/s unless overridden), plus ``overrides``."""
-    base = {"max_steer_rad": vehicle.s_max, "wheelbase_m": vehicle.wheelbase,
-            "max_speed_mps": min(vehicle.v_max, 1.0)}
+    base = {
+        "max_steer_rad": vehicle.s_max,
+        "wheelbase_m": vehicle.wheelbase,
+        "max_speed_mps": min(vehicle.v_max, 1.0),
+    }
     base.update(overrides)
     return FTGConfig(**base)
 
@@ -89,7 +92,9 @@ class ConstantDriver:
 class RandomDriver:
     """Uniform random commands: steering in [-s_max, s_max], speed in [v_min, max_speed_mps]."""
 
-    def __init__(self, num_envs: int, vehicle: VehicleParams, max_speed_mps: float, seed: int | None = None) -> None:
+    def __init__(
+        self, num_envs: int, vehicle: VehicleParams, max_speed_mps: float, seed: int | None = None
+    ) -> None:
         self._low = np.array([vehicle.s_min, vehicle.v_min])
         self._high = np.array([vehicle.s_max, max_speed_mps])
         self._num_envs = num_envs
@@ -109,8 +114,9 @@ class PolicyDriver:
     """A policy on observations, e.g. a frozen checkpoint: ``policy(obs (E, D)) -> (E, 2)`` actions in the
     learner's action space, mapped to physical commands by ``to_physical``."""
 
-    def __init__(self, policy: Callable[[np.ndarray], np.ndarray],
-                 to_physical: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(
+        self, policy: Callable[[np.ndarray], np.ndarray], to_physical: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
         self._policy = policy
         self._to_physical = to_physical
 
@@ -124,8 +130,13 @@ class PolicyDriver:
         return self._to_physical(np.asarray(self._policy(obs)))
 
 
-def build_driver(config: DriverConfig, vehicle: VehicleParams, beam_angles_rad: np.ndarray, num_envs: int,
-                 seed: int | None = None) -> Driver:
+def build_driver(
+    config: DriverConfig,
+    vehicle: VehicleParams,
+    beam_angles_rad: np.ndarray,
+    num_envs: int,
+    seed: int | None = None,
+) -> Driver:
     """The driver a DriverConfig describes, for E copies."""
     if config.kind == "ftg":
         return FTGDriver(beam_angles_rad, num_envs, config.ftg or ftg_config_for(vehicle))

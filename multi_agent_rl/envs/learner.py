@@ -1,7 +1,8 @@
-"""Single-learner views: one car is the learner's, the others are driven by configured drivers (FTG by default).
+"""Single-learner views: one car is the learner's, the others are driven by configured drivers (FTG by
+default).
 
-:class:`LearnerBatch` is the shared machinery (E copies); :class:`SingleAgentEnv` is the ``gymnasium.Env`` on one
-copy. The vector form, with autoreset, is ``multi_agent_rl.envs.vector.VectorRacingEnv``.
+:class:`LearnerBatch` is the shared machinery (E copies); :class:`SingleAgentEnv` is the ``gymnasium.Env`` on
+one copy. The vector form, with autoreset, is ``multi_agent_rl.envs.vector.VectorRacingEnv``.
 """
 
 from __future__ import annotations
@@ -28,18 +29,25 @@ class LearnerBatch:
         num_envs: E.
         seed: seeds the copies (see ``BatchedEnv``) and the drivers.
         opponents: drivers for the other cars in index order (default: built from ``config.opponents``).
-        normalizer: a shared observation normaliser (default: a new one when ``config.normalize_observations``).
-        track: a loaded map to share.
+        normalizer: a shared observation normaliser (default: a new one when
+        ``config.normalize_observations``). track: a loaded map to share.
     """
 
-    def __init__(self, config: EnvConfig, num_envs: int = 1, seed: int | None = None,
-                 opponents: Sequence[Driver] | None = None, normalizer: RunningNormalizer | None = None,
-                 track: TrackMap | None = None) -> None:
+    def __init__(
+        self,
+        config: EnvConfig,
+        num_envs: int = 1,
+        seed: int | None = None,
+        opponents: Sequence[Driver] | None = None,
+        normalizer: RunningNormalizer | None = None,
+        track: TrackMap | None = None,
+    ) -> None:
         self.core = BatchedEnv(config, num_envs, seed, track)
         n = self.core.num_cars
         if not 0 <= config.learner_car < n:
-            raise ValueError(f"EnvConfig.learner_car must lie in [0, {n}) for this {n}-car task, "
-                             f"got {config.learner_car}")
+            raise ValueError(
+                f"EnvConfig.learner_car must lie in [0, {n}) for this {n}-car task, got {config.learner_car}"
+            )
         self.learner = config.learner_car
         self.others = [m for m in range(n) if m != self.learner]
         self.drivers = list(opponents) if opponents is not None else self._build_drivers(config, seed)
@@ -58,7 +66,9 @@ class LearnerBatch:
             self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         else:
             low, high = self.core.action_low, self.core.action_high
-            self.action_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), (2,), np.float32)
+            self.action_space = gym.spaces.Box(
+                low.astype(np.float32), high.astype(np.float32), (2,), np.float32
+            )
         self._actions = np.zeros((num_envs, n, 2))
         self.episode_return = np.zeros(num_envs)
         self._renderer: Renderer | None = None
@@ -68,19 +78,33 @@ class LearnerBatch:
         if len(specs) == 1:
             specs = specs * len(self.others)
         if len(specs) != len(self.others):
-            raise ValueError(f"EnvConfig.opponents lists {len(config.opponents)} drivers for "
-                             f"{len(self.others)} other car(s); give one (used for all) or one per car")
+            raise ValueError(
+                f"EnvConfig.opponents lists {len(config.opponents)} drivers for "
+                f"{len(self.others)} other car(s); give one (used for all) or one per car"
+            )
         seeds = np.random.SeedSequence(seed).spawn(len(specs)) if specs else []
-        return [build_driver(spec, self.core.vehicle, self.core.sim.beam_angles, self.core.num_envs,
-                             int(s.generate_state(1)[0]))
-                for spec, s in zip(specs, seeds, strict=True)]
+        return [
+            build_driver(
+                spec,
+                self.core.vehicle,
+                self.core.sim.beam_angles,
+                self.core.num_envs,
+                int(s.generate_state(1)[0]),
+            )
+            for spec, s in zip(specs, seeds, strict=True)
+        ]
 
     def observe(self, raw: np.ndarray) -> np.ndarray:
-        """The learner's observations (K, D) from raw (K, D) rows, normalised if configured (always a copy)."""
+        """The learner's observations (K, D) from raw (K, D) rows, normalised if configured (always a
+        copy)."""
         return self.normalizer(raw) if self.normalizer is not None else raw.copy()
 
-    def reset(self, env_ids: np.ndarray | None = None, seeds: list[int | None] | None = None,
-              options: dict[str, Any] | None = None) -> np.ndarray:
+    def reset(
+        self,
+        env_ids: np.ndarray | None = None,
+        seeds: list[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> np.ndarray:
         """Reset copies (default all); options may hold ``poses`` (N, 3) and ``speeds`` (N,). Returns the
         learner's raw observations of all copies (E, D) (a view)."""
         options = options or {}
@@ -122,14 +146,20 @@ class LearnerBatch:
         """A frame of copy ``config.render.env_index``."""
         core = self.core
         if self._renderer is None:
-            self._renderer = Renderer(core.track, core.vehicle, core.config.render, core.sim.beam_angles,
-                                      core.config.sim.lidar.mount_offset_m)
+            self._renderer = Renderer(
+                core.track,
+                core.vehicle,
+                core.config.render,
+                core.sim.beam_angles,
+                core.config.sim.lidar.mount_offset_m,
+            )
         e = int(np.clip(core.config.render.env_index, 0, core.num_envs - 1))
         return self._renderer.frame(core.state[e], core.scans[e], core.collided[e], text)
 
 
 class SingleAgentEnv(gym.Env):
-    """A ``gymnasium.Env``: the learner drives ``config.learner_car`` of one copy; drivers drive the other cars.
+    """A ``gymnasium.Env``: the learner drives ``config.learner_car`` of one copy; drivers drive the other
+    cars.
 
     Observations are the learner's (D,) float32 vector (normalised if configured), actions (2,) in [-1, 1]
     (or physical units with ``ActionConfig.normalized=False``). ``reset(seed=..., options={"poses": (N, 3),
@@ -145,9 +175,15 @@ class SingleAgentEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
-    def __init__(self, config: EnvConfig | None = None, render_mode: str | None = None, seed: int | None = None,
-                 opponents: Sequence[Driver] | None = None, normalizer: RunningNormalizer | None = None,
-                 track: TrackMap | None = None) -> None:
+    def __init__(
+        self,
+        config: EnvConfig | None = None,
+        render_mode: str | None = None,
+        seed: int | None = None,
+        opponents: Sequence[Driver] | None = None,
+        normalizer: RunningNormalizer | None = None,
+        track: TrackMap | None = None,
+    ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.config = config or EnvConfig()

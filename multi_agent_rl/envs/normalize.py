@@ -1,4 +1,5 @@
-"""A running mean / standard deviation observation normaliser, frozen in evaluation, saved with checkpoints."""
+"""A running mean / standard deviation observation normaliser, frozen in evaluation, saved with
+checkpoints."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ class RunningNormalizer:
         delta = b_mean - self.mean
         total = self.count + b_count
         self.mean = self.mean + delta * (b_count / total)
-        self.var = (self.var * self.count + b_var * b_count + delta**2 * (self.count * b_count / total)) / total
+        self.var = (
+            self.var * self.count + b_var * b_count + delta**2 * (self.count * b_count / total)
+        ) / total
         self.count = total
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
@@ -66,8 +69,14 @@ class RunningNormalizer:
         return self.normalize(x)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count, "clip": self.clip,
-                "epsilon": self.epsilon, "training": self.training}
+        return {
+            "mean": self.mean.copy(),
+            "var": self.var.copy(),
+            "count": self.count,
+            "clip": self.clip,
+            "epsilon": self.epsilon,
+            "training": self.training,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mean = np.asarray(state["mean"], dtype=np.float64)

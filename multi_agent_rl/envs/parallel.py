@@ -1,4 +1,5 @@
-"""The multi-agent environment: a PettingZoo ``ParallelEnv`` whose agents are the cars ``car_0 ... car_{n-1}``."""
+"""The multi-agent environment: a PettingZoo ``ParallelEnv`` whose agents are the cars ``car_0 ...
+car_{n-1}``."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ from multi_agent_rl.sim.maps import TrackMap
 class RacingEnv(ParallelEnv):
     """Every car is an agent; the task (gaplock or racing) gives rewards, terminations, truncations, outcomes.
 
-    Observations: each agent's (D,) float32 vector (``ObservationConfig``); actions (2,) in [-1, 1] (or physical
-    units with ``ActionConfig.normalized=False``). ``reset(seed, options={"poses": (N, 3), "speeds": (N,)})``.
-    An agent leaves ``agents`` after the step that terminated or truncated it (the two are never merged); a done
-    car stays on the track, braking to a stop. ``infos[agent]`` holds ``outcome`` ("" while running, else the
-    task's outcome name), ``reward_terms`` (name -> float, summing to the reward), ``episode_step``, ``spawn`` and
-    task statistics (racing: laps, progress_m, last/best lap times).
+    Observations: each agent's (D,) float32 vector (``ObservationConfig``); actions (2,) in [-1, 1] (or
+    physical units with ``ActionConfig.normalized=False``). ``reset(seed, options={"poses": (N, 3), "speeds":
+    (N,)})``. An agent leaves ``agents`` after the step that terminated or truncated it (the two are never
+    merged); a done car stays on the track, braking to a stop. ``infos[agent]`` holds ``outcome`` ("" while
+    running, else the task's outcome name), ``reward_terms`` (name -> float, summing to the reward),
+    ``episode_step``, ``spawn`` and task statistics (racing: laps, progress_m, last/best lap times).
 
     Args:
         config: the environment (default: gaplock on line_track).
@@ -32,10 +33,20 @@ class RacingEnv(ParallelEnv):
         track: a loaded map to share.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "name": "racing_v0", "is_parallelizable": True, "render_fps": 50}
+    metadata = {
+        "render_modes": ["rgb_array"],
+        "name": "racing_v0",
+        "is_parallelizable": True,
+        "render_fps": 50,
+    }
 
-    def __init__(self, config: EnvConfig | None = None, render_mode: str | None = None, seed: int | None = None,
-                 track: TrackMap | None = None) -> None:
+    def __init__(
+        self,
+        config: EnvConfig | None = None,
+        render_mode: str | None = None,
+        seed: int | None = None,
+        track: TrackMap | None = None,
+    ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.config = config or EnvConfig()
@@ -55,12 +66,12 @@ class RacingEnv(ParallelEnv):
         self._renderer: Renderer | None = None
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.core.env_timestep_s / 2)}
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - PettingZoo requires the same object on every call
+    @functools.cache  # noqa: B019 - PettingZoo requires the same object on every call
     def observation_space(self, agent: str) -> gym.spaces.Box:
         self._check_agent(agent)
         return self._obs_space
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> gym.spaces.Box:
         self._check_agent(agent)
         return self._act_space
@@ -71,7 +82,9 @@ class RacingEnv(ParallelEnv):
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         options = options or {}
-        obs = self.core.reset(None, None if seed is None else [seed], options.get("poses"), options.get("speeds"))
+        obs = self.core.reset(
+            None, None if seed is None else [seed], options.get("poses"), options.get("speeds")
+        )
         self.agents = list(self.possible_agents)
         spawn = self.core.spawn[0]
         observations = {a: obs[0, i].copy() for i, a in enumerate(self.agents)}
@@ -99,9 +112,12 @@ class RacingEnv(ParallelEnv):
             rew[agent] = float(result.rewards[0, i])
             term[agent] = bool(result.terminated[0, i])
             trunc[agent] = bool(result.truncated[0, i])
-            info = {"outcome": names[int(result.outcome[0, i])] if term[agent] or trunc[agent] else "",
-                    "reward_terms": {k: float(v[0, i]) for k, v in result.terms.items()},
-                    "episode_step": step, "spawn": spawn}
+            info = {
+                "outcome": names[int(result.outcome[0, i])] if term[agent] or trunc[agent] else "",
+                "reward_terms": {k: float(v[0, i]) for k, v in result.terms.items()},
+                "episode_step": step,
+                "spawn": spawn,
+            }
             for key, value in stats.items():
                 info[key] = value[0, i].item()
             infos[agent] = info
@@ -113,8 +129,13 @@ class RacingEnv(ParallelEnv):
             return None
         core = self.core
         if self._renderer is None:
-            self._renderer = Renderer(core.track, core.vehicle, self.config.render, core.sim.beam_angles,
-                                      self.config.sim.lidar.mount_offset_m)
+            self._renderer = Renderer(
+                core.track,
+                core.vehicle,
+                self.config.render,
+                core.sim.beam_angles,
+                self.config.sim.lidar.mount_offset_m,
+            )
         outcome = core.outcome_name(core.last_outcome[0].max())
         text = f"step {core.episode_step[0]}" + (f"  {outcome}" if outcome else "")
         return self._renderer.frame(core.state[0], core.scans[0], core.collided[0], text)

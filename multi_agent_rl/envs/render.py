@@ -31,8 +31,14 @@ class Renderer:
         mount_offset_m: the scanner's position ahead of the car's reference point.
     """
 
-    def __init__(self, track: TrackMap, vehicle: VehicleParams, config: RenderConfig, beam_angles_rad: np.ndarray,
-                 mount_offset_m: float = 0.0) -> None:
+    def __init__(
+        self,
+        track: TrackMap,
+        vehicle: VehicleParams,
+        config: RenderConfig,
+        beam_angles_rad: np.ndarray,
+        mount_offset_m: float = 0.0,
+    ) -> None:
         self.track = track
         self.vehicle = vehicle
         self.config = config
@@ -57,11 +63,20 @@ class Renderer:
         u, v = self.track.world_to_map(state[car, 0:2])
         half_w, half_h = 0.5 * cfg.window_m[0] / res, 0.5 * cfg.window_m[1] / res
         k = cfg.pixels_per_m * res
-        return u - half_w, v + half_h, k, (round(cfg.window_m[0] * cfg.pixels_per_m),
-                                          round(cfg.window_m[1] * cfg.pixels_per_m))
+        return (
+            u - half_w,
+            v + half_h,
+            k,
+            (round(cfg.window_m[0] * cfg.pixels_per_m), round(cfg.window_m[1] * cfg.pixels_per_m)),
+        )
 
-    def frame(self, state: np.ndarray, scans: np.ndarray | None = None, collided: np.ndarray | None = None,
-              text: str = "") -> np.ndarray:
+    def frame(
+        self,
+        state: np.ndarray,
+        scans: np.ndarray | None = None,
+        collided: np.ndarray | None = None,
+        text: str = "",
+    ) -> np.ndarray:
         """An (H, W, 3) uint8 frame.
 
         Args:
@@ -77,8 +92,9 @@ class Renderer:
         if self.config.view == "full":
             image = self._map_image.resize(size, Image.Resampling.BOX)
         else:
-            image = self._map_image.transform(size, Image.Transform.EXTENT, box, Image.Resampling.NEAREST,
-                                              fillcolor=WALL_RGB)
+            image = self._map_image.transform(
+                size, Image.Transform.EXTENT, box, Image.Resampling.NEAREST, fillcolor=WALL_RGB
+            )
         draw = ImageDraw.Draw(image)
 
         def to_px(xy: np.ndarray) -> list[tuple[float, float]]:
@@ -86,7 +102,12 @@ class Renderer:
             return [((u - u0) * k, (v_top - v) * k) for u, v in uv]
 
         lidar_car = self.config.lidar_car
-        if scans is not None and lidar_car is not None and 0 <= lidar_car < len(state) and scans.shape[-1] > 0:
+        if (
+            scans is not None
+            and lidar_car is not None
+            and 0 <= lidar_car < len(state)
+            and scans.shape[-1] > 0
+        ):
             self._draw_rays(draw, to_px, state[lidar_car], scans[lidar_car])
         hl, hw = 0.5 * self.vehicle.length, 0.5 * self.vehicle.width
         corners = np.array([[hl, hw], [hl, -hw], [-hl, -hw], [-hl, hw]])
@@ -111,8 +132,9 @@ class Renderer:
         c, s = math.cos(car[4]), math.sin(car[4])
         sensor = car[0:2] + self.mount_offset_m * np.array([c, s])
         angles = car[4] + self.beam_angles[idx]
-        ends = sensor + np.asarray(ranges[idx], dtype=np.float64)[:, None] * np.stack([np.cos(angles),
-                                                                                       np.sin(angles)], axis=1)
+        ends = sensor + np.asarray(ranges[idx], dtype=np.float64)[:, None] * np.stack(
+            [np.cos(angles), np.sin(angles)], axis=1
+        )
         start = to_px(sensor)[0]
         for end in to_px(ends):
             draw.line([start, end], fill=RAY_RGB, width=1)

@@ -1,20 +1,23 @@
 """The batched single-learner env with gymnasium's vector interface: E copies stepped in one simulator call.
 
-Autoreset mode: ``AutoresetMode.SAME_STEP`` (declared in ``metadata["autoreset_mode"]``). When a copy's episode ends
+Autoreset mode: ``AutoresetMode.SAME_STEP`` (declared in ``metadata["autoreset_mode"]``). When a copy's
+episode ends
 (the learner's car terminated or truncated), ``step`` resets that copy before returning, so:
 - ``obs[i]`` is already the first observation of copy i's next episode;
 - ``rewards[i]``, ``terminations[i]`` and ``truncations[i]`` describe the step that ended the episode;
-- ``info["final_obs"][i]`` (an (E, D) array, rows valid where ``info["_final_obs"][i]``) is the ended episode's last
+- ``info["final_obs"][i]`` (an (E, D) array, rows valid where ``info["_final_obs"][i]``) is the ended
+episode's last
   observation, the one to bootstrap from on truncation;
-- ``info["final_info"]`` (mask ``info["_final_info"]``) holds the ended episode's ``outcome``, ``episode_return``,
-  ``episode_length`` and ``spawn``; ``info["episode"]`` = {"r", "l"} (mask ``info["_episode"]``) repeats return
-  and length the way gymnasium's RecordEpisodeStatistics does.
+- ``info["final_info"]`` (mask ``info["_final_info"]``) holds the ended episode's ``outcome``,
+``episode_return``,
+  ``episode_length`` and ``spawn``; ``info["episode"]`` = {"r", "l"} (mask ``info["_episode"]``) repeats
+  return and length the way gymnasium's RecordEpisodeStatistics does.
 Every step's ``info`` also holds, per copy, ``outcome`` of the step ("" unless it ended the episode),
-``reward_terms`` (name -> (E,) array, summing to ``rewards``), ``episode_step`` and task statistics, all of the
-step just taken.
+``reward_terms`` (name -> (E,) array, summing to ``rewards``), ``episode_step`` and task statistics, all of
+the step just taken.
 
-Seeds: ``reset(seed=s)`` seeds copy i with s + i (gymnasium's convention), ``reset(seed=[s0, s1, ...])`` with the
-list; autoresets continue each copy's own generators.
+Seeds: ``reset(seed=s)`` seeds copy i with s + i (gymnasium's convention), ``reset(seed=[s0, s1, ...])`` with
+the list; autoresets continue each copy's own generators.
 """
 
 from __future__ import annotations
@@ -46,9 +49,16 @@ class VectorRacingEnv(VectorEnv):
 
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, config: EnvConfig | None = None, num_envs: int = 1, seed: int | None = None,
-                 render_mode: str | None = None, opponents: Sequence[Driver] | None = None,
-                 normalizer: RunningNormalizer | None = None, track: TrackMap | None = None) -> None:
+    def __init__(
+        self,
+        config: EnvConfig | None = None,
+        num_envs: int = 1,
+        seed: int | None = None,
+        render_mode: str | None = None,
+        opponents: Sequence[Driver] | None = None,
+        normalizer: RunningNormalizer | None = None,
+        track: TrackMap | None = None,
+    ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.config = config or EnvConfig()
@@ -67,8 +77,9 @@ class VectorRacingEnv(VectorEnv):
     def normalizer(self) -> RunningNormalizer | None:
         return self.batch.normalizer
 
-    def reset(self, *, seed: int | Sequence[int | None] | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset all copies, or those of ``options["reset_mask"]`` ((E,) bool); see the module docstring."""
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
@@ -100,7 +111,9 @@ class VectorRacingEnv(VectorEnv):
             raise RuntimeError("call reset() before step()")
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != (self.num_envs, 2):
-            raise ValueError(f"actions must have shape (num_envs, 2) = ({self.num_envs}, 2), got {actions.shape}")
+            raise ValueError(
+                f"actions must have shape (num_envs, 2) = ({self.num_envs}, 2), got {actions.shape}"
+            )
         batch = self.batch
         car = batch.learner
         result = batch.step(actions)

@@ -1,9 +1,10 @@
-"""What every task gives the environments: start states, per-step rewards, terminations, truncations, outcomes.
+"""What every task gives the environments: start states, per-step rewards, terminations, truncations,
+outcomes.
 
 A task is batched like the simulator: it holds the per-copy bookkeeping of E environment copies of N cars (lap
-counters, idle counters, shaping potentials) and evaluates every copy in one call. Environments own the simulator,
-the random generators and the step counters; the task never draws random numbers except from the generator it is
-handed.
+counters, idle counters, shaping potentials) and evaluates every copy in one call. Environments own the
+simulator, the random generators and the step counters; the task never draws random numbers except from the
+generator it is handed.
 
 Outcomes are small integers indexing ``Task.outcome_names``; 0 ("") means the car's episode goes on.
 """

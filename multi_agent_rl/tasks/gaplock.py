@@ -1,40 +1,42 @@
-"""The gaplock task: an attacker (car_0) learns to force a Follow-The-Gap defender (car_1) into a wall (design.md §7).
+"""The gaplock task: an attacker (car_0) learns to force a Follow-The-Gap defender (car_1) into a wall
+(design.md §7).
 
 Start: a spawn pair drawn uniformly from the map's spawn points named ``<spawn_prefix>*`` (each [attacker,
 defender]), the attacker's initial speed drawn from ``attacker_start_speeds_mps``, the defender at rest.
 
 Outcomes, mutually exclusive, checked in this order after every step (the first that holds is the outcome):
-    1. target_finish     the defender crossed the map's finish line                terminated (attacker failed)
-    2. mutual_collision  car-car contact: a crash for both, never a success        terminated
-    3. target_crash      the defender touched a wall and the attacker did not      terminated (SUCCESS)
-    4. self_crash        the attacker touched a wall                               terminated
-    5. idle_stop         the attacker slower than idle_speed_mps for idle_steps    truncated
-    6. timeout           max_steps env steps                                       truncated
+    1. target_finish     the defender crossed the map's finish line               terminated (attacker failed)
+    2. mutual_collision  car-car contact: a crash for both, never a success       terminated
+    3. target_crash      the defender touched a wall and the attacker did not     terminated (SUCCESS)
+    4. self_crash        the attacker touched a wall                              terminated
+    5. idle_stop         the attacker slower than idle_speed_mps for idle_steps   truncated
+    6. timeout           max_steps env steps                                      truncated
 The episode ends for both cars together, with the same flags and outcome.
 
-Reward of the attacker: the sum of the named terms of a ``GaplockRewardConfig`` (each also reported on its own):
+Reward of the attacker: the sum of the named terms of a ``GaplockRewardConfig``, each also reported alone:
 - terminal terms, one per outcome, paid on the outcome's step: ``target_crash``, ``self_crash``,
   ``mutual_collision``, ``target_finish``, ``idle_stop``, ``timeout``;
 - potential-based shaping terms F = gamma * Phi(s') - Phi(s) (Ng et al. 1999), with Phi(s') = 0 when the step
   terminates (not when it truncates: bootstrapping goes on there), each Phi = weight * phi with phi in [0, 1]:
-    ``pocket``     phi = max(0, 1 - d / pocket_range_m), d = distance from the attacker to the pinch pocket, the
-                   point pocket_ahead_m ahead of the defender's centre and pocket_lateral_m to the side the
-                   attacker is on (beside the defender's nose, where a car squeezes the defender's path);
+    ``pocket``     phi = max(0, 1 - d / pocket_range_m), d = distance from the attacker to the pinch pocket,
+                   the point pocket_ahead_m ahead of the defender's centre and pocket_lateral_m to the side
+                   the attacker is on (beside the defender's nose, where a car squeezes the defender's path);
     ``clearance``  phi = max(0, 1 - c / clearance_range_m), c = the defender's distance to the wall (from its
-                   centre, perpendicular to its heading) on the side away from the attacker: the wall it is being
-                   pushed toward;
-    ``bearing``    phi = (1 + cos a) / 2, a = angle between the attacker's heading and the direction to the pocket;
+                   centre, perpendicular to its heading) on the side away from the attacker: the wall it is
+                   being pushed toward;
+    ``bearing``    phi = (1 + cos a) / 2, a = angle between the attacker's heading and the direction to the
+                   pocket;
 - ``step_cost``, a constant paid every step.
 With phi in [0, 1], the shaping an episode can earn in total is at most the sum of the shaping weights (the
-telescoping sum minus a non-negative (1 - gamma) drift), so a success weight above that sum guarantees that the
-terminal terms dominate; the config checks it. The defender's reward is 0, or minus the attacker's with
+telescoping sum minus a non-negative (1 - gamma) drift), so a success weight above that sum guarantees that
+the terminal terms dominate; the config checks it. The defender's reward is 0, or minus the attacker's with
 ``defender_reward="zero_sum"``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -44,7 +46,15 @@ from multi_agent_rl.sim.maps import TrackMap
 from multi_agent_rl.tasks.base import Start, Task, TaskStep
 from multi_agent_rl.tasks.geometry import map_args, ray_distance_m
 
-GAPLOCK_OUTCOMES = ("", "target_finish", "mutual_collision", "target_crash", "self_crash", "idle_stop", "timeout")
+GAPLOCK_OUTCOMES = (
+    "",
+    "target_finish",
+    "mutual_collision",
+    "target_crash",
+    "self_crash",
+    "idle_stop",
+    "timeout",
+)
 """Outcome names by code, in the order they are checked (code 0 = running)."""
 TERMINAL_TERMS = GAPLOCK_OUTCOMES[1:]
 SHAPING_TERMS = ("pocket", "clearance", "bearing")
@@ -81,39 +91,49 @@ class GaplockRewardConfig:
                 raise ValueError(f"GaplockRewardConfig.{f.name} must be a finite number, got {value!r}")
         for name in ("pocket", "clearance", "bearing"):
             if getattr(self, name) < 0:
-                raise ValueError(f"GaplockRewardConfig.{name} is a potential weight and must be >= 0, "
-                                 f"got {getattr(self, name)}")
+                raise ValueError(
+                    f"GaplockRewardConfig.{name} is a potential weight and must be >= 0, "
+                    f"got {getattr(self, name)}"
+                )
         for name in ("pocket_range_m", "clearance_range_m"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"GaplockRewardConfig.{name} must be > 0 m, got {getattr(self, name)}")
         if not 0.0 < self.shaping_gamma <= 1.0:
-            raise ValueError(f"GaplockRewardConfig.shaping_gamma must lie in (0, 1], got {self.shaping_gamma}")
+            raise ValueError(
+                f"GaplockRewardConfig.shaping_gamma must lie in (0, 1], got {self.shaping_gamma}"
+            )
         if self.step_cost > 0:
-            raise ValueError(f"GaplockRewardConfig.step_cost must be <= 0 (a cost), got {self.step_cost}: a "
-                             "positive per-step reward pays the attacker for stalling")
+            raise ValueError(
+                f"GaplockRewardConfig.step_cost must be <= 0 (a cost), got {self.step_cost}: a "
+                "positive per-step reward pays the attacker for stalling"
+            )
         shaping_max = self.pocket + self.clearance + self.bearing
         if self.target_crash <= shaping_max:
             raise ValueError(
-                f"GaplockRewardConfig.target_crash ({self.target_crash}) must exceed the most shaping an episode "
-                f"can earn, pocket + clearance + bearing = {shaping_max}, so that success dominates"
+                f"GaplockRewardConfig.target_crash ({self.target_crash}) must exceed the most shaping an "
+                f"episode can earn, pocket + clearance + bearing = {shaping_max}, so that success dominates"
             )
         for name in ("self_crash", "mutual_collision"):
             if getattr(self, name) > 0:
-                raise ValueError(f"GaplockRewardConfig.{name} must be <= 0 (a failure), got {getattr(self, name)}")
+                raise ValueError(
+                    f"GaplockRewardConfig.{name} must be <= 0 (a failure), got {getattr(self, name)}"
+                )
 
     def weights(self) -> dict[str, float]:
         """Term name -> weight, in GAPLOCK_TERMS order."""
         return {name: float(getattr(self, name)) for name in GAPLOCK_TERMS}
 
 
-GAPLOCK_REWARD_PRESETS = MappingProxyType({
-    # Terminal outcomes plus the three shaping potentials and a small time cost.
-    "default": GaplockRewardConfig(),
-    # Outcomes only: the pure objective, for checking that shaping helps.
-    "sparse": GaplockRewardConfig(pocket=0.0, clearance=0.0, bearing=0.0, step_cost=0.0),
-    # Stronger shaping for the first steps of learning (success still dominates: 10 > 2 + 1 + 0.5).
-    "dense": GaplockRewardConfig(pocket=2.0, clearance=1.0, bearing=0.5, step_cost=-0.002),
-})
+GAPLOCK_REWARD_PRESETS = MappingProxyType(
+    {
+        # Terminal outcomes plus the three shaping potentials and a small time cost.
+        "default": GaplockRewardConfig(),
+        # Outcomes only: the pure objective, for checking that shaping helps.
+        "sparse": GaplockRewardConfig(pocket=0.0, clearance=0.0, bearing=0.0, step_cost=0.0),
+        # Stronger shaping for the first steps of learning (success still dominates: 10 > 2 + 1 + 0.5).
+        "dense": GaplockRewardConfig(pocket=2.0, clearance=1.0, bearing=0.5, step_cost=-0.002),
+    }
+)
 """Named reward presets; "default" is the default."""
 
 
@@ -141,11 +161,15 @@ class GaplockConfig:
         if self.idle_speed_mps < 0:
             raise ValueError(f"GaplockConfig.idle_speed_mps must be >= 0, got {self.idle_speed_mps}")
         if self.defender_reward not in _DEFENDER_REWARDS:
-            raise ValueError(f"GaplockConfig.defender_reward must be one of {_DEFENDER_REWARDS}, "
-                             f"got {self.defender_reward!r}")
+            raise ValueError(
+                f"GaplockConfig.defender_reward must be one of {_DEFENDER_REWARDS}, "
+                f"got {self.defender_reward!r}"
+            )
         if self.reward is None and self.reward_preset not in GAPLOCK_REWARD_PRESETS:
-            raise ValueError(f"GaplockConfig.reward_preset must be one of {sorted(GAPLOCK_REWARD_PRESETS)}, "
-                             f"got {self.reward_preset!r}")
+            raise ValueError(
+                f"GaplockConfig.reward_preset must be one of {sorted(GAPLOCK_REWARD_PRESETS)}, "
+                f"got {self.reward_preset!r}"
+            )
 
     @property
     def rewards(self) -> GaplockRewardConfig:
@@ -163,8 +187,9 @@ class GaplockConfig:
 
 @njit(cache=True, inline="always")
 def pocket_point(dx, dy, dyaw, ax, ay, ahead_m, lateral_m):
-    """World (x, y) of the pinch pocket of a defender at (dx, dy, dyaw) for an attacker at (ax, ay), and the side
-    (+1 left, -1 right, of the defender's heading) the attacker is on (+1 when exactly behind or ahead)."""
+    """World (x, y) of the pinch pocket of a defender at (dx, dy, dyaw) for an attacker at (ax, ay), and the
+    side (+1 left, -1 right, of the defender's heading) the attacker is on (+1 when exactly behind or
+    ahead)."""
     c, s = math.cos(dyaw), math.sin(dyaw)
     lateral = -s * (ax - dx) + c * (ay - dy)
     side = 1.0 if lateral >= 0.0 else -1.0
@@ -172,16 +197,30 @@ def pocket_point(dx, dy, dyaw, ax, ay, ahead_m, lateral_m):
 
 
 @njit(cache=True)
-def potentials(att, dfd, dist, map_ox, map_oy, map_cos, map_sin, res, ahead_m, lateral_m, pocket_range_m,
-               clearance_range_m):
-    """Unweighted potentials (pocket, clearance, bearing), each in [0, 1], of attacker/defender states (7,)."""
+def potentials(
+    att,
+    dfd,
+    dist,
+    map_ox,
+    map_oy,
+    map_cos,
+    map_sin,
+    res,
+    ahead_m,
+    lateral_m,
+    pocket_range_m,
+    clearance_range_m,
+):
+    """Unweighted potentials (pocket, clearance, bearing), each in [0, 1], of the attacker's and the
+    defender's 7-states."""
     px, py, side = pocket_point(dfd[0], dfd[1], dfd[4], att[0], att[1], ahead_m, lateral_m)
     ex, ey = px - att[0], py - att[1]
     d = math.sqrt(ex * ex + ey * ey)
     phi_pocket = max(0.0, 1.0 - d / pocket_range_m)
     far_side = dfd[4] - side * 0.5 * math.pi
-    clearance = ray_distance_m(dist, map_ox, map_oy, map_cos, map_sin, res, dfd[0], dfd[1], far_side,
-                               clearance_range_m)
+    clearance = ray_distance_m(
+        dist, map_ox, map_oy, map_cos, map_sin, res, dfd[0], dfd[1], far_side, clearance_range_m
+    )
     phi_clear = max(0.0, 1.0 - clearance / clearance_range_m)
     if d < 1e-9:
         cos_a = 1.0
@@ -210,15 +249,47 @@ def _crossed(x0, y0, x1, y1, ax, ay, bx, by):
 @njit(cache=True)
 def _reset_potentials(state, env_ids, mp, geo, weights, phi):
     for e in env_ids:
-        p = potentials(state[e, ATTACKER], state[e, DEFENDER], mp[0], mp[1], mp[2], mp[3], mp[4], mp[5],
-                       geo[0], geo[1], geo[2], geo[3])
+        p = potentials(
+            state[e, ATTACKER],
+            state[e, DEFENDER],
+            mp[0],
+            mp[1],
+            mp[2],
+            mp[3],
+            mp[4],
+            mp[5],
+            geo[0],
+            geo[1],
+            geo[2],
+            geo[3],
+        )
         for i in range(3):
             phi[e, i] = weights[i] * p[i]
 
 
 @njit(cache=True)
-def _gaplock_step(prev_state, state, collided, car_contact, episode_step, finish, has_finish, mp, geo, weights,
-                  terminal_w, step_cost, gamma, idle_speed, idle_steps, max_steps, idle_count, phi, terms, outcome):
+def _gaplock_step(
+    prev_state,
+    state,
+    collided,
+    car_contact,
+    episode_step,
+    finish,
+    has_finish,
+    mp,
+    geo,
+    weights,
+    terminal_w,
+    step_cost,
+    gamma,
+    idle_speed,
+    idle_steps,
+    max_steps,
+    idle_count,
+    phi,
+    terms,
+    outcome,
+):
     """Outcomes and attacker reward terms of every copy; updates idle_count (E,) and phi (E, 3) in place.
 
     terms: (T, E) in GAPLOCK_TERMS order; outcome: (E,) codes.
@@ -231,8 +302,16 @@ def _gaplock_step(prev_state, state, collided, car_contact, episode_step, finish
         else:
             idle_count[e] = 0
         code = 0
-        if has_finish and _crossed(prev_state[e, DEFENDER, 0], prev_state[e, DEFENDER, 1], dfd[0], dfd[1],
-                                   finish[0, 0], finish[0, 1], finish[1, 0], finish[1, 1]):
+        if has_finish and _crossed(
+            prev_state[e, DEFENDER, 0],
+            prev_state[e, DEFENDER, 1],
+            dfd[0],
+            dfd[1],
+            finish[0, 0],
+            finish[0, 1],
+            finish[1, 0],
+            finish[1, 1],
+        ):
             code = 1
         elif car_contact[e, ATTACKER] or car_contact[e, DEFENDER]:
             code = 2
@@ -290,15 +369,21 @@ class GaplockTask(Task):
 
     @staticmethod
     def _spawn_names(config: GaplockConfig, track: TrackMap) -> tuple[str, ...]:
-        names = config.spawn_names or tuple(sorted(n for n in track.spawn_points if n.startswith(config.spawn_prefix)))
+        names = config.spawn_names or tuple(
+            sorted(n for n in track.spawn_points if n.startswith(config.spawn_prefix))
+        )
         if not names:
             known = ", ".join(sorted(track.spawn_points)) or "none"
-            raise ValueError(f"map '{track.name}' has no spawn point starting with spawn_prefix "
-                             f"'{config.spawn_prefix}' (it has: {known}); set spawn_names or spawn_prefix")
+            raise ValueError(
+                f"map '{track.name}' has no spawn point starting with spawn_prefix "
+                f"'{config.spawn_prefix}' (it has: {known}); set spawn_names or spawn_prefix"
+            )
         for n in names:
             if len(track.spawn(n)) < 2:
-                raise ValueError(f"gaplock spawn point '{n}' of map '{track.name}' must hold two poses "
-                                 f"[attacker, defender], it holds {len(track.spawn(n))}")
+                raise ValueError(
+                    f"gaplock spawn point '{n}' of map '{track.name}' must hold two poses "
+                    f"[attacker, defender], it holds {len(track.spawn(n))}"
+                )
         return names
 
     def sample_start(self, rng: np.random.Generator, count: int) -> Start:
@@ -318,9 +403,26 @@ class GaplockTask(Task):
         r = self.rewards_config
         code = self._outcome_code
         _gaplock_step(
-            prev_state, state, collided, car_contact, episode_step, self._finish, self._has_finish, self._map,
-            self._geo, self._weights, self._terminal_w, r.step_cost, r.shaping_gamma, self.config.idle_speed_mps,
-            self.config.idle_steps, self.config.max_steps, self._idle, self._phi, self._att_terms, code,
+            prev_state,
+            state,
+            collided,
+            car_contact,
+            episode_step,
+            self._finish,
+            self._has_finish,
+            self._map,
+            self._geo,
+            self._weights,
+            self._terminal_w,
+            r.step_cost,
+            r.shaping_gamma,
+            self.config.idle_speed_mps,
+            self.config.idle_steps,
+            self.config.max_steps,
+            self._idle,
+            self._phi,
+            self._att_terms,
+            code,
         )
         self._terms[:, :, ATTACKER] = self._att_terms
         self._terms[:, :, DEFENDER] = -self._att_terms if self._zero_sum else 0.0

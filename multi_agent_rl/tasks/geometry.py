@@ -19,8 +19,8 @@ def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
 def segments_cross(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Whether the motion segments p0 -> p1 (..., 2) cross the fixed segment a -> b (2,) (touching counts).
 
-    Used for finish lines: a car crosses when its position before and after a step lie on different sides of (or on)
-    the line and the crossing point lies between the line's end points.
+    Used for finish lines: a car crosses when its position before and after a step lie on different sides of
+    (or on) the line and the crossing point lies between the line's end points.
     """
     d = b - a
     side0 = d[0] * (p0[..., 1] - a[1]) - d[1] * (p0[..., 0] - a[0])
@@ -57,8 +57,8 @@ class PolylineIndex:
         return out.reshape(np.shape(xy)[:-1])
 
     def pose_at(self, s_m: np.ndarray) -> np.ndarray:
-        """(..., 3) [x, y, heading] of the points at arc lengths ``s_m`` (m); wrapped on a closed line, clipped on
-        an open one."""
+        """(..., 3) [x, y, heading] of the points at arc lengths ``s_m`` (m); wrapped on a closed line,
+        clipped on an open one."""
         s = np.asarray(s_m, dtype=np.float64)
         s = np.mod(s, self.length_m) if self.closed else np.clip(s, 0.0, self.length_m)
         seg = np.clip(np.searchsorted(self.cumulative, s, side="right") - 1, 0, len(self.lengths) - 1)
@@ -95,14 +95,16 @@ def _project(xy, starts, vectors, lengths, cumulative, out):
 
 
 def map_args(track: TrackMap) -> tuple:
-    """The map as the flat tuple the numba ray caster takes: (dist_px, origin x, origin y, cos yaw, sin yaw, res)."""
+    """The map as the flat tuple the numba ray caster takes: (dist_px, origin x, origin y, cos yaw, sin yaw,
+    res)."""
     ox, oy, yaw = track.origin
     return (track.distance_px, ox, oy, math.cos(yaw), math.sin(yaw), track.resolution_m)
 
 
 @njit(cache=True)
 def ray_distance_m(dist, map_ox, map_oy, map_cos, map_sin, res, x, y, direction, max_range_m):
-    """Distance (m) from world point (x, y) along world direction ``direction`` (rad) to the first wall pixel."""
+    """Distance (m) from world point (x, y) along world direction ``direction`` (rad) to the first wall
+    pixel."""
     rx, ry = x - map_ox, y - map_oy
     u0 = (map_cos * rx + map_sin * ry) / res
     v0 = (-map_sin * rx + map_cos * ry) / res

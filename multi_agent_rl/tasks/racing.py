@@ -1,13 +1,14 @@
 """The racing task: progress along the centreline, laps and lap times, a collision penalty (design.md §7).
 
-Single-car time trial (``num_cars=1``) or head-to-head (``num_cars>=2``), each car scored on its own. Progress is
-the centreline arc length gained per step (negative when driving backwards, so going back and forth earns nothing).
+Single-car time trial (``num_cars=1``) or head-to-head (``num_cars>=2``), each car scored on its own. Progress
+is the centreline arc length gained per step (negative when driving backwards, so going back and forth earns
+nothing).
 A lap is complete when:
 - on a closed centreline (a circuit), the progress accumulated since the start reaches one more track length;
 - on an open one (``line_track``), the car crosses the map's finish line, or passes the end of the centreline
   when the map has none.
-A car terminates when it completes ``laps`` laps (its goal) or, with ``terminate_on_collision``, when it touches a
-wall or another car; every car is truncated at ``max_steps``.
+A car terminates when it completes ``laps`` laps (its goal) or, with ``terminate_on_collision``, when it
+touches a wall or another car; every car is truncated at ``max_steps``.
 
 Reward = sum of the terms ``progress`` (weight per metre), ``lap`` (per completed lap), ``collision`` (on a
 contact step) and ``step_cost`` (every step).
@@ -184,8 +185,8 @@ class RacingTask(Task):
         return TaskStep(self._terms.sum(axis=0), terminated, truncated, outcome, self._term_views)
 
     def episode_stats(self):
-        """Per car: laps completed, centreline progress (m), last and best lap times (s; 0 before the first lap).
-        Arrays are the task's own, valid until the next step."""
+        """Per car: laps completed, centreline progress (m), last and best lap times (s; 0 before the first
+        lap). Arrays are the task's own, valid until the next step."""
         return {
             "laps": self._laps,
             "progress_m": self._progress,

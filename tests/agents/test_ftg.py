@@ -1,4 +1,5 @@
-"""Follow-The-Gap: unit behaviour on synthetic scans, batching, purity, and closed-loop driving on real maps."""
+"""Follow-The-Gap: unit behaviour on synthetic scans, batching, purity, and closed-loop driving on real
+maps."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ ANGLES = LidarConfig().beam_angles()
 
 
 def corridor_scan(left_m: float, right_m: float, max_range_m: float = 30.0) -> np.ndarray:
-    """Ranges (1080,) of a car heading along an endless corridor, walls left_m to its left, right_m to its right."""
+    """Ranges (1080,) of a car heading along an endless corridor, walls left_m to its left, right_m to its
+    right."""
     s = np.sin(ANGLES)
     with np.errstate(divide="ignore"):
         r = np.where(s > 0, left_m / s, np.where(s < 0, right_m / -s, np.inf))
@@ -37,7 +39,9 @@ def test_centred_in_a_corridor_drives_straight():
 
 @pytest.mark.parametrize("left, right, sign", [(0.5, 2.1, -1.0), (2.1, 0.5, 1.0)])
 def test_steers_away_from_the_nearer_wall(left, right, sign):
-    actions, _ = follow_the_gap(corridor_scan(left, right), ANGLES, FTGConfig(steer_smoothing=0.0), np.zeros(1))
+    actions, _ = follow_the_gap(
+        corridor_scan(left, right), ANGLES, FTGConfig(steer_smoothing=0.0), np.zeros(1)
+    )
     assert sign * actions[0, 0] > 0.02
 
 
@@ -86,7 +90,9 @@ def test_batch_matches_row_by_row_and_is_pure():
     batch, steer = follow_the_gap(scans, ANGLES, FTGConfig(), prev, speeds)
     np.testing.assert_array_equal(prev, prev_copy)
     for i in range(6):
-        row, row_steer = follow_the_gap(scans[i:i + 1], ANGLES, FTGConfig(), prev[i:i + 1], speeds[i:i + 1])
+        row, row_steer = follow_the_gap(
+            scans[i : i + 1], ANGLES, FTGConfig(), prev[i : i + 1], speeds[i : i + 1]
+        )
         np.testing.assert_allclose(row[0], batch[i])
         assert row_steer[0] == steer[i]
 
@@ -103,8 +109,16 @@ def test_class_keeps_filter_state_and_resets_it():
         ftg(scan[:1])
 
 
-@pytest.mark.parametrize("field, value", [("aim", "closest"), ("steer_smoothing", 1.0), ("max_speed_mps", 0.0),
-                                          ("min_gap_range_m", 50.0), ("bubble_radius_m", -1.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("aim", "closest"),
+        ("steer_smoothing", 1.0),
+        ("max_speed_mps", 0.0),
+        ("min_gap_range_m", 50.0),
+        ("bubble_radius_m", -1.0),
+    ],
+)
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"FTGConfig.{field}"):
         FTGConfig(**{field: value})

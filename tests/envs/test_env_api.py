@@ -16,8 +16,9 @@ from multi_agent_rl.tasks import GaplockConfig, RacingConfig
 SHORT_GAPLOCK = EnvConfig(task=GaplockConfig(max_steps=300))
 
 
-@pytest.mark.parametrize("config", [SHORT_GAPLOCK, racing_env_config(num_cars=3, max_steps=300)],
-                         ids=["gaplock", "racing-3-cars"])
+@pytest.mark.parametrize(
+    "config", [SHORT_GAPLOCK, racing_env_config(num_cars=3, max_steps=300)], ids=["gaplock", "racing-3-cars"]
+)
 def test_parallel_api(config):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # PettingZoo reports some API slips as warnings only
@@ -82,7 +83,9 @@ def test_bad_setup_is_explained():
     with pytest.raises(ValueError, match="opponents"):
         SingleAgentEnv(replace(racing_env_config(num_cars=3), opponents=(None, None, None)))
     with pytest.raises(ValueError, match="lidar_beams"):
-        SingleAgentEnv(replace(SHORT_GAPLOCK, observation=replace(SHORT_GAPLOCK.observation, lidar_beams=2000)))
+        SingleAgentEnv(
+            replace(SHORT_GAPLOCK, observation=replace(SHORT_GAPLOCK.observation, lidar_beams=2000))
+        )
     with pytest.raises(ValueError, match="task"):
         EnvConfig(task=RacingConfig)
 
@@ -91,7 +94,9 @@ def test_sb3_ppo_trains_on_the_gaplock_view():
     """A library nobody here wrote: Stable-Baselines3 PPO collects and learns from 2,048 steps."""
     sb3 = pytest.importorskip("stable_baselines3")
     env = SingleAgentEnv(EnvConfig(), seed=0)
-    model = sb3.PPO("MlpPolicy", env, n_steps=512, batch_size=128, n_epochs=2, seed=0, device="cpu", verbose=0)
+    model = sb3.PPO(
+        "MlpPolicy", env, n_steps=512, batch_size=128, n_epochs=2, seed=0, device="cpu", verbose=0
+    )
     model.learn(total_timesteps=2048)
     assert model.num_timesteps >= 2048
     obs, _ = env.reset(seed=1)

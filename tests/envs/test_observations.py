@@ -1,4 +1,5 @@
-"""Observation components on hand-built states, and declared spaces holding every observation of long random runs."""
+"""Observation components on hand-built states, and declared spaces holding every observation of long random
+runs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from multi_agent_rl.envs import EnvConfig, ObservationConfig, RacingEnv, SingleAgentEnv, VectorRacingEnv
-from multi_agent_rl.envs import racing_env_config
+from multi_agent_rl.envs import (
+    EnvConfig,
+    ObservationConfig,
+    RacingEnv,
+    SingleAgentEnv,
+    VectorRacingEnv,
+    racing_env_config,
+)
 from multi_agent_rl.envs.observations import ObservationBuilder
 from multi_agent_rl.sim.lidar import LidarConfig
 from multi_agent_rl.sim.vehicle import LIMO
@@ -40,24 +47,30 @@ def test_layout_follows_the_configured_order():
 
 
 def test_opponent_pose_and_motion_in_the_ego_frame():
-    """Ego at the origin heading +y; the other car 2 m ahead and 1 m to the ego's right, heading +x at 0.5 m/s."""
+    """Ego at the origin heading +y; the other car 2 m ahead and 1 m to the ego's right, heading +x at 0.5
+    m/s."""
     cfg = ObservationConfig(components=("opponent_pose", "opponent_motion"), opponent_range_m=10.0)
     ego = car(0.0, 0.0, yaw=math.pi / 2)
     other = car(1.0, 2.0, yaw=0.0, v=0.5, yaw_rate=0.3)
     builder, obs = build(cfg, [ego, other])
     pose, motion = obs[0, 0, :5], obs[0, 0, 5:]
-    np.testing.assert_allclose(pose, [0.2, -0.1, math.sin(-math.pi / 2), math.cos(-math.pi / 2), math.sqrt(5) / 10],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        pose, [0.2, -0.1, math.sin(-math.pi / 2), math.cos(-math.pi / 2), math.sqrt(5) / 10], atol=1e-6
+    )
     v_scale = max(LIMO.v_max, -LIMO.v_min)
     yaw_scale = LIMO.v_max * math.tan(LIMO.s_max) / LIMO.wheelbase
-    np.testing.assert_allclose(motion, [0.0, -0.5 / v_scale, 0.3 / yaw_scale], atol=1e-6)  # moving to ego's right
+    np.testing.assert_allclose(
+        motion, [0.0, -0.5 / v_scale, 0.3 / yaw_scale], atol=1e-6
+    )  # moving to ego's right
 
 
 def test_ego_motion_uses_slip():
     cfg = ObservationConfig(components=("ego",))
     _, obs = build(cfg, [car(v=0.8, slip=0.1, yaw_rate=-0.5)])
     yaw_scale = LIMO.v_max * math.tan(LIMO.s_max) / LIMO.wheelbase
-    np.testing.assert_allclose(obs[0, 0], [0.8 * math.cos(0.1), 0.8 * math.sin(0.1), -0.5 / yaw_scale], rtol=1e-6)
+    np.testing.assert_allclose(
+        obs[0, 0], [0.8 * math.cos(0.1), 0.8 * math.sin(0.1), -0.5 / yaw_scale], rtol=1e-6
+    )
 
 
 def test_lidar_subsample_keeps_window_middles_and_min_keeps_the_nearest():
@@ -82,10 +95,15 @@ def test_prev_action_and_frame_stack():
     np.testing.assert_allclose(out[0, 0, 0:5], [0.2, 0, 0, 0, 0])  # oldest first
 
 
-@pytest.mark.parametrize("kwargs, key", [({"components": ("lidar", "radar")}, "components"),
-                                         ({"components": ("ego", "ego")}, "components"),
-                                         ({"lidar_reduce": "mean"}, "lidar_reduce"),
-                                         ({"frame_stack": 0}, "frame_stack")])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"components": ("lidar", "radar")}, "components"),
+        ({"components": ("ego", "ego")}, "components"),
+        ({"lidar_reduce": "mean"}, "lidar_reduce"),
+        ({"frame_stack": 0}, "frame_stack"),
+    ],
+)
 def test_bad_observation_config_names_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         ObservationConfig(**kwargs)
@@ -93,12 +111,14 @@ def test_bad_observation_config_names_the_key(kwargs, key):
 
 CONFIGS = {
     "gaplock-default": EnvConfig(task=GaplockConfig(max_steps=500)),
-    "gaplock-everything-stacked": EnvConfig(task=GaplockConfig(max_steps=500),
-                                            observation=ObservationConfig(components=ALL, frame_stack=3,
-                                                                          lidar_reduce="min", lidar_range_m=3.0)),
+    "gaplock-everything-stacked": EnvConfig(
+        task=GaplockConfig(max_steps=500),
+        observation=ObservationConfig(components=ALL, frame_stack=3, lidar_reduce="min", lidar_range_m=3.0),
+    ),
     "racing-3-cars": racing_env_config(num_cars=3, max_steps=500),
-    "gaplock-physical-actions": EnvConfig(task=GaplockConfig(max_steps=500),
-                                          action=replace(EnvConfig().action, normalized=False)),
+    "gaplock-physical-actions": EnvConfig(
+        task=GaplockConfig(max_steps=500), action=replace(EnvConfig().action, normalized=False)
+    ),
 }
 
 
@@ -123,8 +143,11 @@ def test_spaces_hold_every_observation_of_random_runs(name):
 
 
 def test_vector_and_normalised_views_hold_their_observations():
-    vec = VectorRacingEnv(replace(CONFIGS["gaplock-default"], normalize_observations=True, normalizer_clip=5.0),
-                          num_envs=4, seed=0)
+    vec = VectorRacingEnv(
+        replace(CONFIGS["gaplock-default"], normalize_observations=True, normalizer_clip=5.0),
+        num_envs=4,
+        seed=0,
+    )
     obs, _ = vec.reset(seed=0)
     assert vec.observation_space.contains(obs)
     for _ in range(500):
@@ -146,8 +169,12 @@ def test_extreme_states_are_clipped_into_the_declared_bounds():
     cfg = ObservationConfig(components=ALL, lidar_beams=108)
     scans = np.full((1, 2, 1080), 1e6, np.float32)
     scans[..., :5] = -1.0
-    builder, obs = build(cfg, [car(v=-3.0, yaw_rate=500.0, slip=1.2), car(400.0, -300.0, v=9.0, yaw_rate=-80.0)],
-                         scans, np.full((1, 2, 2), 1.0))
+    builder, obs = build(
+        cfg,
+        [car(v=-3.0, yaw_rate=500.0, slip=1.2), car(400.0, -300.0, v=9.0, yaw_rate=-80.0)],
+        scans,
+        np.full((1, 2, 2), 1.0),
+    )
     assert np.all(obs >= builder.low) and np.all(obs <= builder.high)
     assert obs[0, 0, builder.layout["ego"]][2] == 1.0
     assert obs[0, 0, builder.layout["opponent_pose"]][4] == 1.0

@@ -21,7 +21,9 @@ def count(frame: np.ndarray, rgb) -> int:
 
 
 def test_follow_view_draws_walls_both_cars_and_rays():
-    env = RacingEnv(EnvConfig(render=RenderConfig(window_m=(8.0, 4.0), pixels_per_m=50.0)), render_mode="rgb_array")
+    env = RacingEnv(
+        EnvConfig(render=RenderConfig(window_m=(8.0, 4.0), pixels_per_m=50.0)), render_mode="rgb_array"
+    )
     env.reset(seed=0)
     frame = env.render()
     assert frame.shape == (200, 400, 3) and frame.dtype == np.uint8
@@ -51,8 +53,9 @@ def test_no_render_mode_renders_nothing_and_bad_modes_are_refused():
 
 
 def test_vector_env_renders_the_chosen_copy():
-    env = VectorRacingEnv(replace(EnvConfig(), render=RenderConfig(env_index=1)), num_envs=2,
-                          render_mode="rgb_array")
+    env = VectorRacingEnv(
+        replace(EnvConfig(), render=RenderConfig(env_index=1)), num_envs=2, render_mode="rgb_array"
+    )
     env.reset(seed=0)
     (frame,) = env.render()
     assert frame.ndim == 3 and frame.shape[-1] == 3
@@ -60,8 +63,18 @@ def test_vector_env_renders_the_chosen_copy():
 
 def test_record_episode_writes_a_gif(tmp_path):
     out = tmp_path / "episode.gif"
-    cmd = [sys.executable, str(REPO / "scripts" / "record_episode.py"), "--out", str(out), "--attacker", "straight",
-           "--max-steps", "120", "--every", "10"]
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "record_episode.py"),
+        "--out",
+        str(out),
+        "--attacker",
+        "straight",
+        "--max-steps",
+        "120",
+        "--every",
+        "10",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=True)
     assert "outcome: timeout" in result.stdout
     with Image.open(out) as gif:
@@ -72,7 +85,14 @@ def test_record_episode_writes_a_gif(tmp_path):
 def test_record_episode_writes_an_mp4(tmp_path):
     pytest.importorskip("imageio_ffmpeg")
     out = tmp_path / "episode.mp4"
-    cmd = [sys.executable, str(REPO / "scripts" / "record_episode.py"), "--out", str(out), "--max-steps", "60"]
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "record_episode.py"),
+        "--out",
+        str(out),
+        "--max-steps",
+        "60",
+    ]
     subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=True)
     assert out.stat().st_size > 1000
 

@@ -87,6 +87,7 @@ def test_step_checks_the_batch_shape_and_requires_a_reset():
 
 def test_copies_are_independent():
     """Copy 1's trajectory does not depend on what copy 0 does."""
+
     def run(action0):
         env = VectorRacingEnv(CONFIG, num_envs=2)
         env.reset(seed=3)
@@ -95,6 +96,7 @@ def test_copies_are_independent():
             obs, *_ = env.step(np.array([action0, [0.1, 0.5]], dtype=np.float32))
             out.append(obs[1])
         return np.array(out)
+
     np.testing.assert_array_equal(run([1.0, 1.0]), run([-1.0, 0.0]))
 
 

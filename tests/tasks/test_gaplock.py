@@ -143,10 +143,20 @@ def test_timeout_is_a_truncation():
 
 
 def test_outcomes_are_mutually_exclusive_in_design_order():
-    assert GAPLOCK_OUTCOMES[1:] == ("target_finish", "mutual_collision", "target_crash", "self_crash", "idle_stop",
-                                    "timeout")
-    r = run(build(GaplockConfig(max_steps=1, idle_steps=1)), states(car(v=0.0), DEF), states(car(v=0.0), DEF),
-            collided=(False, True))
+    assert GAPLOCK_OUTCOMES[1:] == (
+        "target_finish",
+        "mutual_collision",
+        "target_crash",
+        "self_crash",
+        "idle_stop",
+        "timeout",
+    )
+    r = run(
+        build(GaplockConfig(max_steps=1, idle_steps=1)),
+        states(car(v=0.0), DEF),
+        states(car(v=0.0), DEF),
+        collided=(False, True),
+    )
     assert outcome(r) == "target_crash"  # idle and timeout hold too, but crashes come first
     assert sum(term(r, n) != 0.0 for n in GAPLOCK_OUTCOMES[1:]) == 1
 
@@ -156,8 +166,10 @@ def test_outcomes_are_mutually_exclusive_in_design_order():
 
 def pocket_of(defender, side=1.0):
     x, y, yaw = defender[0], defender[1], defender[4]
-    return (x + R.pocket_ahead_m * math.cos(yaw) - side * R.pocket_lateral_m * math.sin(yaw),
-            y + R.pocket_ahead_m * math.sin(yaw) + side * R.pocket_lateral_m * math.cos(yaw))
+    return (
+        x + R.pocket_ahead_m * math.cos(yaw) - side * R.pocket_lateral_m * math.sin(yaw),
+        y + R.pocket_ahead_m * math.sin(yaw) + side * R.pocket_lateral_m * math.cos(yaw),
+    )
 
 
 def test_pocket_potential_is_full_in_the_pinch_pocket():
@@ -232,12 +244,15 @@ def test_truncating_step_keeps_the_next_potential():
 
 
 def test_shaping_telescopes_over_an_episode():
-    """With gamma = 1 the shaping collected along any path is Phi(s_T) - Phi(s_0), whatever happens between."""
+    """With gamma = 1 the shaping collected along any path is Phi(s_T) - Phi(s_0), whatever happens
+    between."""
     cfg = GaplockConfig().with_reward(shaping_gamma=1.0)
     task = build(cfg)
     rng = np.random.default_rng(0)
-    path = [states(car(rng.uniform(-2, 2), rng.uniform(-1, 1), rng.uniform(-3, 3)), car(0.0, rng.uniform(-1, 1)))
-            for _ in range(20)]
+    path = [
+        states(car(rng.uniform(-2, 2), rng.uniform(-1, 1), rng.uniform(-3, 3)), car(0.0, rng.uniform(-1, 1)))
+        for _ in range(20)
+    ]
     task.reset(np.array([0]), path[0])
     total = 0.0
     for k in range(1, len(path)):
@@ -245,20 +260,32 @@ def test_shaping_telescopes_over_an_episode():
         total += sum(term(r, n) for n in ("pocket", "clearance", "bearing"))
 
     def phi(s):
-        p = potentials(s[0, 0], s[0, 1], *map_args(TRACK), R.pocket_ahead_m, R.pocket_lateral_m, R.pocket_range_m,
-                       R.clearance_range_m)
+        p = potentials(
+            s[0, 0],
+            s[0, 1],
+            *map_args(TRACK),
+            R.pocket_ahead_m,
+            R.pocket_lateral_m,
+            R.pocket_range_m,
+            R.clearance_range_m,
+        )
         return R.pocket * p[0] + R.clearance * p[1] + R.bearing * p[2]
 
     assert total == pytest.approx(phi(path[-1]) - phi(path[0]))
 
 
-# ---------------------------------------------------------------------------------------------- sums and roles
+# ---------------------------------------------------------------------------------------------- sums and
+# roles
 
 
 def test_reward_is_the_sum_of_the_terms_and_the_defender_gets_zero():
     px, py = pocket_of(DEF)
-    r = run(build(), states(car(px - 0.7, py + 0.1, yaw=0.3), DEF), states(car(px - 0.6, py, yaw=0.2), DEF),
-            collided=(False, True))
+    r = run(
+        build(),
+        states(car(px - 0.7, py + 0.1, yaw=0.3), DEF),
+        states(car(px - 0.6, py, yaw=0.2), DEF),
+        collided=(False, True),
+    )
     assert r.rewards[0, 0] == pytest.approx(sum(term(r, n) for n in GAPLOCK_TERMS))
     assert r.rewards[0, 1] == 0.0
 
@@ -269,18 +296,23 @@ def test_zero_sum_defender():
 
 
 def test_success_dominates_any_shaping():
-    """Potentials lie in [0, w], so an episode's shaping is at most the sum of the weights; every preset's success
-    pays more than that, and a config breaking the rule is refused."""
+    """Potentials lie in [0, w], so an episode's shaping is at most the sum of the weights; every preset's
+    success pays more than that, and a config breaking the rule is refused."""
     for preset in GAPLOCK_REWARD_PRESETS.values():
         assert preset.target_crash > preset.pocket + preset.clearance + preset.bearing
     with pytest.raises(ValueError, match="target_crash"):
         GaplockRewardConfig(target_crash=1.0, pocket=1.0, clearance=0.5)
 
 
-@pytest.mark.parametrize("kwargs, key", [({"reward_preset": "nope"}, "reward_preset"),
-                                         ({"defender_reward": "half"}, "defender_reward"),
-                                         ({"attacker_start_speeds_mps": ()}, "attacker_start_speeds_mps"),
-                                         ({"idle_steps": 0}, "idle_steps")])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"reward_preset": "nope"}, "reward_preset"),
+        ({"defender_reward": "half"}, "defender_reward"),
+        ({"attacker_start_speeds_mps": ()}, "attacker_start_speeds_mps"),
+        ({"idle_steps": 0}, "idle_steps"),
+    ],
+)
 def test_bad_config_names_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         GaplockConfig(**kwargs)

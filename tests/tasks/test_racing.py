@@ -1,4 +1,5 @@
-"""Racing: progress, laps and lap times on an open line and a closed ring, collisions, timeouts, real tracks."""
+"""Racing: progress, laps and lap times on an open line and a closed ring, collisions, timeouts, real
+tracks."""
 
 from __future__ import annotations
 
