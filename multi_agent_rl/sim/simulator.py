@@ -20,17 +20,24 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit, typed
 
 from multi_agent_rl.sim.collision import footprint_touches_wall, rectangles_overlap
 from multi_agent_rl.sim.dynamics import (
     STATE_SIZE,
     acceleration_command,
+    clamp_steering,
     integrate,
     sanitize,
     steering_velocity_command,
 )
-from multi_agent_rl.sim.lidar import LidarConfig, scan_parallel, scan_serial
+from multi_agent_rl.sim.lidar import (
+    LidarConfig,
+    fill_noise_parallel,
+    fill_noise_serial,
+    scan_parallel,
+    scan_serial,
+)
 from multi_agent_rl.sim.maps import TrackMap
 from multi_agent_rl.sim.vehicle import F1TENTH, VehicleParams
 
@@ -115,7 +122,7 @@ def _physics_step(
                     applied = steer_cmd
                 sv = steering_velocity_command(applied, s[2], gain, bang_bang, p)
                 accel = acceleration_command(actions[e, n, 1], s[3], p)
-                new = sanitize(integrate(s, sv, accel, p, dt, use_rk4), s)
+                new = clamp_steering(sanitize(integrate(s, sv, accel, p, dt, use_rk4), s), p)
                 for i in range(7):
                     prev[e, n, i] = s[i]
                     state[e, n, i] = new[i]
@@ -220,7 +227,8 @@ class Simulator:
         self._scans = np.zeros((num_envs, num_cars, lidar.num_beams), dtype=np.float32)
         self._noise = np.zeros_like(self._scans) if lidar.noise_std_m > 0 else np.zeros((0, 0, 0), np.float32)
         self._collided = np.zeros((num_envs, num_cars), dtype=bool)
-        self._rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(num_envs)]
+        self._rngs = typed.List([np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(num_envs)])
+        self._all_envs = np.arange(num_envs)
         rays = num_envs * num_cars * lidar.num_beams
         threads = _thread_count()
         self._parallel = threads > 1 and rays >= _PARALLEL_MIN_RAYS
@@ -267,7 +275,7 @@ class Simulator:
         if seeds is not None:
             if len(seeds) != ids.size:
                 raise ValueError(f"got {len(seeds)} seeds for {ids.size} reset copies")
-            for e, s in zip(ids, seeds):
+            for e, s in zip(ids, seeds, strict=True):
                 if s is not None:
                     self._rngs[e] = np.random.default_rng(s)
         hl, hw = 0.5 * self.vehicle.length, 0.5 * self.vehicle.width
@@ -307,10 +315,9 @@ class Simulator:
         lidar = self.config.lidar
         if lidar.num_beams == 0:
             return
-        ids = range(self.num_envs) if env_ids is None else env_ids
         if lidar.noise_std_m > 0:
-            for e in ids:
-                self._rngs[e].standard_normal(out=self._noise[e], dtype=np.float32)
+            fill = fill_noise_parallel if self._parallel and self.num_envs > 1 else fill_noise_serial
+            fill(self._rngs, self._all_envs if env_ids is None else env_ids, self._noise)
         hl, hw = 0.5 * self.vehicle.length, 0.5 * self.vehicle.width
         if env_ids is None:
             state, scans, noise = self._state, self._scans, self._noise
