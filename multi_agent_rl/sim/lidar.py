@@ -58,9 +58,12 @@ class LidarConfig:
         return -0.5 * self.fov_rad + np.arange(self.num_beams) * (self.fov_rad / (self.num_beams - 1))
 
 
+_SQRT2_PX = 1.4143  # sqrt(2) rounded up
+
+
 @njit(cache=True)
 def _first_wall_crossing(dist, u0, v0, du, dv, t_free, t_wall):
-    """Walk the pixels between t_free (free) and t_wall (in a wall) and return where the first wall pixel starts."""
+    """Walk the pixels from t_free (a free point) to t_wall (in a wall); return where the first wall pixel starts."""
     u = u0 + t_free * du
     v = v0 + t_free * dv
     ix = int(math.floor(u))
@@ -90,38 +93,6 @@ def _first_wall_crossing(dist, u0, v0, du, dv, t_free, t_wall):
             return t_wall
         if is_wall_pixel(dist, ix, iy):
             return max(t, t_free)
-
-
-@njit(cache=True)
-def march_ray(dist, u0, v0, du, dv, max_px):
-    """Range in pixels from (u0, v0) along the unit direction (du, dv) to the first wall pixel, capped at max_px.
-
-    ``dist`` is the map's distance transform in pixels (0 on walls); positions are in map pixel coordinates.
-    A sensor inside a wall or outside the map reads 0.
-    """
-    h, w = dist.shape
-    t = 0.0
-    t_free = -1.0
-    while True:
-        u = u0 + t * du
-        v = v0 + t * dv
-        if u < 0.0 or v < 0.0 or u >= w or v >= h:
-            break
-        step = dist[int(v), int(u)]
-        if step == 0.0:
-            break
-        t_free = t
-        t += step
-        if t >= max_px:
-            # The last step overshoots the range: it may still graze a wall before max_px.
-            u = u0 + max_px * du
-            v = v0 + max_px * dv
-            if u < 0.0 or v < 0.0 or u >= w or v >= h or dist[int(v), int(u)] == 0.0:
-                return _first_wall_crossing(dist, u0, v0, du, dv, t_free, max_px)
-            return max_px
-    if t_free < 0.0:
-        return 0.0
-    return min(_first_wall_crossing(dist, u0, v0, du, dv, t_free, t), max_px)
 
 
 @njit(cache=True)
@@ -169,16 +140,22 @@ def _march_beams(dist, u0, v0, du, dv, max_px, out_px):
             kept += 1
         remaining = kept
     for i in range(count):
+        # The step from t_free had length d = dist at t_free's pixel: no wall pixel lies within d - sqrt(2) of a
+        # point in that pixel (centre-to-centre distance d, both points within sqrt(2)/2 of their centres), so
+        # only the last sqrt(2) pixels of the step need the pixel walk.
+        walk_from = max(t_free[i], t[i] - _SQRT2_PX)
         if reached_max[i]:
-            # The last step overshoots the range: it may still graze a wall before max_px.
+            if walk_from >= max_px:
+                out_px[i] = max_px  # the whole range is proven free
+                continue
             u = u0 + max_px * du[i]
             v = v0 + max_px * dv[i]
             if u < 0.0 or v < 0.0 or u >= w or v >= h or dist[int(v), int(u)] == 0.0:
-                out_px[i] = _first_wall_crossing(dist, u0, v0, du[i], dv[i], t_free[i], max_px)
+                out_px[i] = _first_wall_crossing(dist, u0, v0, du[i], dv[i], walk_from, max_px)
             else:
                 out_px[i] = max_px
         else:
-            out_px[i] = min(_first_wall_crossing(dist, u0, v0, du[i], dv[i], t_free[i], t[i]), max_px)
+            out_px[i] = min(_first_wall_crossing(dist, u0, v0, du[i], dv[i], walk_from, t[i]), max_px)
 
 
 @njit(cache=True)
