@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> dict:
         "beams": args.beams,
         "seconds": elapsed,
         "threads": numba.get_num_threads(),
-        "parallel_scan": sim._parallel,
+        "parallel_scan": sim.parallel_scan,
         "map": str(Path(args.map).name),
         "machine": platform.processor() or platform.machine(),
     }
