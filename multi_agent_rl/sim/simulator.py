@@ -10,6 +10,9 @@ Arrays (read-only views into the simulator's own buffers, valid until the next c
     state: (E, N, 7) float64 [x, y, steer, speed, yaw, yaw_rate, slip]
     scans: (E, N, B) float32 ranges in metres
     collided: (E, N) bool, contact during the last step (or at reset)
+
+``Simulator.car_contact`` (E, N) bool tells which of those contacts were with another car (a car can touch a
+wall and a car in the same step; both flags are then set).
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ class SimView(NamedTuple):
 @njit(cache=True)
 def _physics_step(
     state, prev, steer_queue, queue_slot, actions, p, dt, use_rk4, gain, bang_bang, repeat,
-    dist, map_ox, map_oy, map_cos, map_sin, res, collided,
+    dist, map_ox, map_oy, map_cos, map_sin, res, collided, car_contact,
 ):
     """Advance every car of every env by ``repeat`` physics steps; resolve wall and car-car contacts."""
     num_envs, num_cars = state.shape[0], state.shape[1]
@@ -109,6 +112,7 @@ def _physics_step(
     for e in range(num_envs):
         for n in range(num_cars):
             collided[e, n] = False
+            car_contact[e, n] = False
         for k in range(repeat):
             for n in range(num_cars):
                 s = (state[e, n, 0], state[e, n, 1], state[e, n, 2], state[e, n, 3],
@@ -137,6 +141,8 @@ def _physics_step(
                         _stop_at_previous(state, prev, e, j)
                         collided[e, i] = True
                         collided[e, j] = True
+                        car_contact[e, i] = True
+                        car_contact[e, j] = True
 
 
 @njit(cache=True, inline="always")
@@ -169,17 +175,22 @@ def _stop_at_previous(state, prev, e, n):
 
 
 @njit(cache=True)
-def _contacts_at_rest(state, dist, map_ox, map_oy, map_cos, map_sin, res, hl_m, hw_m, env_ids, collided):
+def _contacts_at_rest(
+    state, dist, map_ox, map_oy, map_cos, map_sin, res, hl_m, hw_m, env_ids, collided, car_contact,
+):
     """Contact flags of the given envs without moving anything (used after a reset)."""
     num_cars = state.shape[1]
     for e in env_ids:
         for n in range(num_cars):
             collided[e, n] = _car_touches_wall(state, e, n, dist, map_ox, map_oy, map_cos, map_sin, res, hl_m, hw_m)
+            car_contact[e, n] = False
         for i in range(num_cars):
             for j in range(i + 1, num_cars):
                 if _cars_overlap(state, e, i, j, hl_m, hw_m):
                     collided[e, i] = True
                     collided[e, j] = True
+                    car_contact[e, i] = True
+                    car_contact[e, j] = True
 
 
 class Simulator:
@@ -232,6 +243,7 @@ class Simulator:
         self._scans = np.zeros((num_envs, num_cars, lidar.num_beams), dtype=np.float32)
         self._noise = np.zeros_like(self._scans) if lidar.noise_std_m > 0 else np.zeros((0, 0, 0), np.float32)
         self._collided = np.zeros((num_envs, num_cars), dtype=bool)
+        self._car_contact = np.zeros((num_envs, num_cars), dtype=bool)
         self._rngs = typed.List([np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(num_envs)])
         self._all_envs = np.arange(num_envs)
         rays = num_envs * num_cars * lidar.num_beams
@@ -241,6 +253,7 @@ class Simulator:
         # Enough work items that every thread gets some even with a single car.
         self._chunks = max(1, -(-2 * threads // (num_envs * num_cars))) if self.parallel_scan else 1
         self._view = SimView(_readonly(self._state), _readonly(self._scans), _readonly(self._collided))
+        self._car_contact_view = _readonly(self._car_contact)
 
     # ------------------------------------------------------------------ public API
 
@@ -248,6 +261,12 @@ class Simulator:
     def state(self) -> np.ndarray:
         """(E, N, 7) read-only view of the car states."""
         return self._view.state
+
+    @property
+    def car_contact(self) -> np.ndarray:
+        """(E, N) read-only view: which cars touched another car during the last step (or at reset); a subset
+        of ``collided``. Valid until the next call."""
+        return self._car_contact_view
 
     def reset(
         self,
@@ -285,7 +304,7 @@ class Simulator:
                 if s is not None:
                     self._rngs[e] = np.random.default_rng(s)
         hl, hw = 0.5 * self.vehicle.length, 0.5 * self.vehicle.width
-        _contacts_at_rest(self._state, *self._map, hl, hw, ids, self._collided)
+        _contacts_at_rest(self._state, *self._map, hl, hw, ids, self._collided, self._car_contact)
         self._cast(ids)
         return self._view
 
@@ -308,7 +327,7 @@ class Simulator:
         _physics_step(
             self._state, self._prev, self._steer_queue, self._queue_slot, actions, self._params,
             cfg.timestep_s, cfg.integrator == "rk4", cfg.steer_gain_per_s, cfg.steer_mode == "bang_bang",
-            cfg.action_repeat, *self._map, self._collided,
+            cfg.action_repeat, *self._map, self._collided, self._car_contact,
         )
         if cfg.steer_delay_steps:
             self._queue_slot = (self._queue_slot + cfg.action_repeat) % cfg.steer_delay_steps

@@ -61,6 +61,7 @@ def test_car_driven_into_wall_stops_at_pre_step_pose_and_is_flagged(line_track):
             flagged_at = k
             break
     assert flagged_at is not None
+    assert not sim.car_contact.any()  # a wall, not a car
     state = view.state[0, 0]
     np.testing.assert_array_equal(state[[0, 1, 4]], before[0, 0, [0, 1, 4]])
     assert state[3] == 0.0 and state[5] == 0.0
@@ -98,6 +99,7 @@ def test_car_car_contact_flags_both_and_stops_them(line_track):
     for _ in range(20):
         view = sim.step(np.array([[[0.0, 1.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 0.0]]]))
         hit = hit or view.collided[0].all()
+        np.testing.assert_array_equal(sim.car_contact, view.collided)  # every contact here is car-car
         assert not view.collided[1].any()
     assert hit
     assert view.state[0, 0, 0] + LIMO.length / 2 <= view.state[0, 1, 0] - LIMO.length / 2 + 1e-9
