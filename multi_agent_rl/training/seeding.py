@@ -19,7 +19,7 @@ def set_random_seeds(seed: int, deterministic_torch: bool = False) -> np.random.
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeding the legacy global RNG is the point here
     torch.manual_seed(seed)
     if deterministic_torch:
         torch.use_deterministic_algorithms(True)

@@ -10,7 +10,7 @@ from multi_agent_rl.training.seeding import set_random_seeds
 
 
 def draws():
-    return random.random(), np.random.rand(), torch.rand(1).item()
+    return random.random(), np.random.rand(), torch.rand(1).item()  # noqa: NPY002 - the legacy global RNG
 
 
 def test_same_seed_same_draws_different_seed_different_draws():
