@@ -18,6 +18,7 @@ _START = time.perf_counter()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import platform  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> dict:
         "threads": numba.get_num_threads(),
         "parallel_scan": sim.parallel_scan,
         "map": str(Path(args.map).name),
+        "load_avg_1m": os.getloadavg()[0],  # other work on the machine skews the figures; this tells
         "machine": platform.processor() or platform.machine(),
     }
 
