@@ -130,4 +130,4 @@ def touches_wall(track: TrackMap, poses: np.ndarray, length_m: float, width_m: f
     hl = 0.5 * length_m / track.resolution_m
     hw = 0.5 * width_m / track.resolution_m
     dist = track.distance_px
-    return np.array([footprint_touches_wall(dist, u, v, h, hl, hw) for (u, v), h in zip(uv, headings)])
+    return np.array([footprint_touches_wall(dist, u, v, h, hl, hw) for (u, v), h in zip(uv, headings, strict=True)])

@@ -149,7 +149,11 @@ def sanitize(new, old):
 
 @njit(cache=True, inline="always")
 def steering_velocity_command(delta_cmd, delta, gain_per_s, bang_bang, p):
-    """Steering servo: proportional sv = gain * (delta_cmd - delta), or the gym's bang-bang +-sv_max."""
+    """Steering servo: proportional sv = gain * (delta_cmd - delta), or the gym's bang-bang +-sv_max.
+
+    The command is first clipped to the steering range, so the proportional servo never aims past a stop.
+    """
+    delta_cmd = min(max(delta_cmd, p.s_min), p.s_max)
     if bang_bang:
         diff = delta_cmd - delta
         if abs(diff) > 1e-4:
@@ -157,6 +161,13 @@ def steering_velocity_command(delta_cmd, delta, gain_per_s, bang_bang, p):
         return 0.0
     sv = gain_per_s * (delta_cmd - delta)
     return min(max(sv, -p.sv_max), p.sv_max)
+
+
+@njit(cache=True, inline="always")
+def clamp_steering(s, p):
+    """The state with its steering angle held inside the mechanical stops (a bang-bang step can overshoot)."""
+    delta = min(max(s[2], p.s_min), p.s_max)
+    return (s[0], s[1], delta, s[3], s[4], s[5], s[6])
 
 
 @njit(cache=True, inline="always")

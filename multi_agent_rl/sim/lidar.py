@@ -58,9 +58,12 @@ class LidarConfig:
         return -0.5 * self.fov_rad + np.arange(self.num_beams) * (self.fov_rad / (self.num_beams - 1))
 
 
+_SQRT2_PX = 1.4143  # sqrt(2) rounded up
+
+
 @njit(cache=True)
 def _first_wall_crossing(dist, u0, v0, du, dv, t_free, t_wall):
-    """Walk the pixels between t_free (free) and t_wall (in a wall) and return where the first wall pixel starts."""
+    """Walk the pixels from t_free (a free point) to t_wall (in a wall); return where the first wall pixel starts."""
     u = u0 + t_free * du
     v = v0 + t_free * dv
     ix = int(math.floor(u))
@@ -93,30 +96,66 @@ def _first_wall_crossing(dist, u0, v0, du, dv, t_free, t_wall):
 
 
 @njit(cache=True)
-def march_ray(dist, u0, v0, du, dv, max_px):
-    """Range in pixels from (u0, v0) along the unit direction (du, dv) to the first wall pixel, capped at max_px.
+def _march_beams(dist, u0, v0, du, dv, max_px, out_px):
+    """March many rays from one sensor at once; ``out_px[i]`` gets ray i's range in pixels.
 
-    ``dist`` is the map's distance transform in pixels (0 on walls); positions are in map pixel coordinates.
-    A sensor inside a wall or outside the map reads 0.
+    All rays advance one step per round ("wavefront" order), so the steps of different rays are independent and
+    the CPU overlaps their memory lookups instead of waiting on one ray's chain of dependent loads. Rays leave the
+    active list when they land in a wall or pass max_px; each one is then refined by ``_first_wall_crossing``.
     """
     h, w = dist.shape
-    t = 0.0
-    t_free = -1.0
-    while True:
-        u = u0 + t * du
-        v = v0 + t * dv
-        if u < 0.0 or v < 0.0 or u >= w or v >= h:
-            break
-        step = dist[int(v), int(u)]
-        if step == 0.0:
-            break
-        t_free = t
-        t += step
-        if t >= max_px:
-            return max_px
-    if t_free < 0.0:
-        return 0.0
-    return min(_first_wall_crossing(dist, u0, v0, du, dv, t_free, t), max_px)
+    count = du.shape[0]
+    iu, iv = int(math.floor(u0)), int(math.floor(v0))
+    if iu < 0 or iv < 0 or iu >= w or iv >= h or dist[iv, iu] == 0.0:
+        out_px[:] = 0.0  # the sensor sits in a wall or off the map
+        return
+    first = dist[iv, iu]  # the first step is the same for every ray
+    t = np.full(count, min(first, max_px))
+    t_free = np.zeros(count)
+    reached_max = np.zeros(count, dtype=np.bool_)
+    active = np.arange(count)
+    remaining = count
+    if first >= max_px:
+        remaining = 0
+        reached_max[:] = True
+    while remaining > 0:
+        kept = 0
+        for j in range(remaining):
+            i = active[j]
+            ti = t[i]
+            u = u0 + ti * du[i]
+            v = v0 + ti * dv[i]
+            if u < 0.0 or v < 0.0 or u >= w or v >= h:
+                continue
+            step = dist[int(v), int(u)]
+            if step == 0.0:
+                continue
+            t_free[i] = ti
+            ti += step
+            t[i] = ti
+            if ti >= max_px:
+                reached_max[i] = True
+                continue
+            active[kept] = i
+            kept += 1
+        remaining = kept
+    for i in range(count):
+        # The step from t_free had length d = dist at t_free's pixel: no wall pixel lies within d - sqrt(2) of a
+        # point in that pixel (centre-to-centre distance d, both points within sqrt(2)/2 of their centres), so
+        # only the last sqrt(2) pixels of the step need the pixel walk.
+        walk_from = max(t_free[i], t[i] - _SQRT2_PX)
+        if reached_max[i]:
+            if walk_from >= max_px:
+                out_px[i] = max_px  # the whole range is proven free
+                continue
+            u = u0 + max_px * du[i]
+            v = v0 + max_px * dv[i]
+            if u < 0.0 or v < 0.0 or u >= w or v >= h or dist[int(v), int(u)] == 0.0:
+                out_px[i] = _first_wall_crossing(dist, u0, v0, du[i], dv[i], walk_from, max_px)
+            else:
+                out_px[i] = max_px
+        else:
+            out_px[i] = min(_first_wall_crossing(dist, u0, v0, du[i], dv[i], walk_from, t[i]), max_px)
 
 
 @njit(cache=True)
@@ -135,12 +174,21 @@ def _scan_beams(
     v0 = (-map_sin * rx + map_cos * ry) / res
     ch = map_cos * cw + map_sin * sw  # heading in the map frame
     sh = -map_sin * cw + map_cos * sw
-    max_px = max_range_m / res
+    count = b1 - b0
+    du = np.empty(count)
+    dv = np.empty(count)
+    for k in range(count):
+        bc, bs = beam_cos[b0 + k], beam_sin[b0 + k]
+        du[k] = ch * bc - sh * bs
+        dv[k] = sh * bc + ch * bs
+    ranges = np.empty(count)
+    _march_beams(dist, u0, v0, du, dv, max_range_m / res, ranges)
     radius = math.sqrt(half_length_m * half_length_m + half_width_m * half_width_m)
-    for b in range(b0, b1):
-        bc, bs = beam_cos[b], beam_sin[b]
-        r = march_ray(dist, u0, v0, ch * bc - sh * bs, sh * bc + ch * bs, max_px) * res
+    for k in range(count):
+        b = b0 + k
+        r = ranges[k] * res
         if num_cars > 1:
+            bc, bs = beam_cos[b], beam_sin[b]
             dx = cw * bc - sw * bs  # beam direction in the world frame
             dy = sw * bc + cw * bs
             for m in range(num_cars):
@@ -196,3 +244,31 @@ def scan_serial(
                 dist, map_ox, map_oy, map_cos, map_sin, res, state, e, n, 0, num_beams, beam_cos, beam_sin,
                 mount_m, max_range_m, half_length_m, half_width_m, noise, noise_std, out,
             )
+
+
+@njit(cache=True, parallel=True)
+def fill_noise_parallel(generators, env_ids, noise):
+    """noise[e] <- standard normal draws from generators[e] for each e in env_ids, one env per thread at a time.
+
+    ``generators`` is a numba typed List of numpy Generators, one per env copy; numba draws the same stream numpy
+    would, and advances each generator's state in place.
+    """
+    for j in prange(env_ids.shape[0]):
+        e = int(env_ids[j])
+        _fill_one(generators[e], noise[e])
+
+
+@njit(cache=True)
+def fill_noise_serial(generators, env_ids, noise):
+    """Same as ``fill_noise_parallel`` on the calling thread."""
+    for j in range(env_ids.shape[0]):
+        e = int(env_ids[j])
+        _fill_one(generators[e], noise[e])
+
+
+@njit(cache=True, inline="always")
+def _fill_one(generator, block):
+    flat = block.reshape(-1)
+    for i in range(flat.shape[0]):
+        flat[i] = generator.standard_normal()
+

@@ -23,17 +23,24 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit, typed
 
 from multi_agent_rl.sim.collision import footprint_touches_wall, rectangles_overlap
 from multi_agent_rl.sim.dynamics import (
     STATE_SIZE,
     acceleration_command,
+    clamp_steering,
     integrate,
     sanitize,
     steering_velocity_command,
 )
-from multi_agent_rl.sim.lidar import LidarConfig, scan_parallel, scan_serial
+from multi_agent_rl.sim.lidar import (
+    LidarConfig,
+    fill_noise_parallel,
+    fill_noise_serial,
+    scan_parallel,
+    scan_serial,
+)
 from multi_agent_rl.sim.maps import TrackMap
 from multi_agent_rl.sim.vehicle import F1TENTH, VehicleParams
 
@@ -119,30 +126,42 @@ def _physics_step(
                     applied = steer_cmd
                 sv = steering_velocity_command(applied, s[2], gain, bang_bang, p)
                 accel = acceleration_command(actions[e, n, 1], s[3], p)
-                new = sanitize(integrate(s, sv, accel, p, dt, use_rk4), s)
+                new = clamp_steering(sanitize(integrate(s, sv, accel, p, dt, use_rk4), s), p)
                 for i in range(7):
                     prev[e, n, i] = s[i]
                     state[e, n, i] = new[i]
             for n in range(num_cars):
-                rx, ry = state[e, n, 0] - map_ox, state[e, n, 1] - map_oy
-                u = (map_cos * rx + map_sin * ry) / res
-                v = (-map_sin * rx + map_cos * ry) / res
-                heading = state[e, n, 4] - math.atan2(map_sin, map_cos)
-                if footprint_touches_wall(dist, u, v, heading, hl_m / res, hw_m / res):
+                if _car_touches_wall(state, e, n, dist, map_ox, map_oy, map_cos, map_sin, res, hl_m, hw_m):
                     _stop_at_previous(state, prev, e, n)
                     collided[e, n] = True
             for i in range(num_cars):
                 for j in range(i + 1, num_cars):
-                    if rectangles_overlap(
-                        state[e, i, 0], state[e, i, 1], state[e, i, 4], hl_m, hw_m,
-                        state[e, j, 0], state[e, j, 1], state[e, j, 4], hl_m, hw_m,
-                    ):
+                    if _cars_overlap(state, e, i, j, hl_m, hw_m):
                         _stop_at_previous(state, prev, e, i)
                         _stop_at_previous(state, prev, e, j)
                         collided[e, i] = True
                         collided[e, j] = True
                         car_contact[e, i] = True
                         car_contact[e, j] = True
+
+
+@njit(cache=True, inline="always")
+def _car_touches_wall(state, e, n, dist, map_ox, map_oy, map_cos, map_sin, res, hl_m, hw_m):
+    """Whether car n of env e touches a wall (its world pose taken into the map's pixel frame)."""
+    rx, ry = state[e, n, 0] - map_ox, state[e, n, 1] - map_oy
+    u = (map_cos * rx + map_sin * ry) / res
+    v = (-map_sin * rx + map_cos * ry) / res
+    heading = state[e, n, 4] - math.atan2(map_sin, map_cos)
+    return footprint_touches_wall(dist, u, v, heading, hl_m / res, hw_m / res)
+
+
+@njit(cache=True, inline="always")
+def _cars_overlap(state, e, i, j, hl_m, hw_m):
+    """Whether cars i and j of env e overlap."""
+    return rectangles_overlap(
+        state[e, i, 0], state[e, i, 1], state[e, i, 4], hl_m, hw_m,
+        state[e, j, 0], state[e, j, 1], state[e, j, 4], hl_m, hw_m,
+    )
 
 
 @njit(cache=True, inline="always")
@@ -163,18 +182,11 @@ def _contacts_at_rest(
     num_cars = state.shape[1]
     for e in env_ids:
         for n in range(num_cars):
-            rx, ry = state[e, n, 0] - map_ox, state[e, n, 1] - map_oy
-            u = (map_cos * rx + map_sin * ry) / res
-            v = (-map_sin * rx + map_cos * ry) / res
-            heading = state[e, n, 4] - math.atan2(map_sin, map_cos)
-            collided[e, n] = footprint_touches_wall(dist, u, v, heading, hl_m / res, hw_m / res)
+            collided[e, n] = _car_touches_wall(state, e, n, dist, map_ox, map_oy, map_cos, map_sin, res, hl_m, hw_m)
             car_contact[e, n] = False
         for i in range(num_cars):
             for j in range(i + 1, num_cars):
-                if rectangles_overlap(
-                    state[e, i, 0], state[e, i, 1], state[e, i, 4], hl_m, hw_m,
-                    state[e, j, 0], state[e, j, 1], state[e, j, 4], hl_m, hw_m,
-                ):
+                if _cars_overlap(state, e, i, j, hl_m, hw_m):
                     collided[e, i] = True
                     collided[e, j] = True
                     car_contact[e, i] = True
@@ -232,12 +244,14 @@ class Simulator:
         self._noise = np.zeros_like(self._scans) if lidar.noise_std_m > 0 else np.zeros((0, 0, 0), np.float32)
         self._collided = np.zeros((num_envs, num_cars), dtype=bool)
         self._car_contact = np.zeros((num_envs, num_cars), dtype=bool)
-        self._rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(num_envs)]
+        self._rngs = typed.List([np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(num_envs)])
+        self._all_envs = np.arange(num_envs)
         rays = num_envs * num_cars * lidar.num_beams
         threads = _thread_count()
-        self._parallel = threads > 1 and rays >= _PARALLEL_MIN_RAYS
+        self.parallel_scan = threads > 1 and rays >= _PARALLEL_MIN_RAYS
+        """Whether scans and noise run on numba's thread pool (decided once, from the batch size)."""
         # Enough work items that every thread gets some even with a single car.
-        self._chunks = max(1, -(-2 * threads // (num_envs * num_cars))) if self._parallel else 1
+        self._chunks = max(1, -(-2 * threads // (num_envs * num_cars))) if self.parallel_scan else 1
         self._view = SimView(_readonly(self._state), _readonly(self._scans), _readonly(self._collided))
         self._car_contact_view = _readonly(self._car_contact)
 
@@ -286,7 +300,7 @@ class Simulator:
         if seeds is not None:
             if len(seeds) != ids.size:
                 raise ValueError(f"got {len(seeds)} seeds for {ids.size} reset copies")
-            for e, s in zip(ids, seeds):
+            for e, s in zip(ids, seeds, strict=True):
                 if s is not None:
                     self._rngs[e] = np.random.default_rng(s)
         hl, hw = 0.5 * self.vehicle.length, 0.5 * self.vehicle.width
@@ -326,10 +340,9 @@ class Simulator:
         lidar = self.config.lidar
         if lidar.num_beams == 0:
             return
-        ids = range(self.num_envs) if env_ids is None else env_ids
         if lidar.noise_std_m > 0:
-            for e in ids:
-                self._rngs[e].standard_normal(out=self._noise[e], dtype=np.float32)
+            fill = fill_noise_parallel if self.parallel_scan and self.num_envs > 1 else fill_noise_serial
+            fill(self._rngs, self._all_envs if env_ids is None else env_ids, self._noise)
         hl, hw = 0.5 * self.vehicle.length, 0.5 * self.vehicle.width
         if env_ids is None:
             state, scans, noise = self._state, self._scans, self._noise
@@ -337,7 +350,7 @@ class Simulator:
             state = self._state[env_ids]
             scans = self._scans[env_ids]
             noise = self._noise[env_ids] if self._noise.size else self._noise
-        kernel = scan_parallel if self._parallel else scan_serial
+        kernel = scan_parallel if self.parallel_scan else scan_serial
         kernel(
             *self._map, state, self._beam_cos, self._beam_sin, lidar.mount_offset_m, lidar.max_range_m,
             hl, hw, noise, lidar.noise_std_m, self._chunks, scans,

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import LINE_TRACK, TRACK_NAMES, racetrack
 
 from multi_agent_rl.agents.ftg import FollowTheGap, FTGConfig, follow_the_gap
 from multi_agent_rl.envs import BatchedEnv, racing_env_config
@@ -18,6 +17,7 @@ from multi_agent_rl.sim.lidar import LidarConfig
 from multi_agent_rl.sim.maps import load_map
 from multi_agent_rl.sim.simulator import Simulator
 from multi_agent_rl.sim.vehicle import F1TENTH, LIMO, VehicleParams
+from tests.conftest import LINE_TRACK, RACETRACK_NAMES, racetrack_yaml
 
 ANGLES = LidarConfig().beam_angles()
 
@@ -163,7 +163,7 @@ def test_gaplock_defender_alone_reaches_the_finish_from_every_spawn():
 
 
 def _lap(track_name: str) -> None:
-    config = racing_env_config(str(racetrack(track_name)), laps=1, max_steps=30_000)
+    config = racing_env_config(str(racetrack_yaml(track_name)), laps=1, max_steps=30_000)
     env = BatchedEnv(config, 1, seed=0)
     ftg = FollowTheGap(env.sim.beam_angles, ftg_config_for(env.vehicle, max_speed_mps=3.0), 1)
     env.reset()
@@ -181,6 +181,6 @@ def test_laps_a_shared_race_track_without_touching_a_wall():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in TRACK_NAMES if n != "Oschersleben"])
+@pytest.mark.parametrize("name", [n for n in RACETRACK_NAMES if n != "Oschersleben"])
 def test_laps_every_shared_race_track(name):
     _lap(name)

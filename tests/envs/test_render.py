@@ -8,12 +8,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import REPO
 from PIL import Image
 
 from multi_agent_rl.envs import EnvConfig, RacingEnv, RenderConfig, SingleAgentEnv, VectorRacingEnv
 from multi_agent_rl.envs.render import CAR_RGB, RAY_RGB, WALL_RGB
 from multi_agent_rl.tasks import GaplockConfig
+from tests.conftest import REPO_ROOT
 
 
 def count(frame: np.ndarray, rgb) -> int:
@@ -65,7 +65,7 @@ def test_record_episode_writes_a_gif(tmp_path):
     out = tmp_path / "episode.gif"
     cmd = [
         sys.executable,
-        str(REPO / "scripts" / "record_episode.py"),
+        str(REPO_ROOT / "scripts" / "record_episode.py"),
         "--out",
         str(out),
         "--attacker",
@@ -87,7 +87,7 @@ def test_record_episode_writes_an_mp4(tmp_path):
     out = tmp_path / "episode.mp4"
     cmd = [
         sys.executable,
-        str(REPO / "scripts" / "record_episode.py"),
+        str(REPO_ROOT / "scripts" / "record_episode.py"),
         "--out",
         str(out),
         "--max-steps",

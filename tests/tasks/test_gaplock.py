@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from conftest import LINE_TRACK
 
 from multi_agent_rl.sim.maps import load_map
 from multi_agent_rl.tasks.gaplock import (
@@ -18,6 +17,7 @@ from multi_agent_rl.tasks.gaplock import (
     potentials,
 )
 from multi_agent_rl.tasks.geometry import map_args
+from tests.conftest import LINE_TRACK
 
 TRACK = load_map(LINE_TRACK)
 R = GaplockRewardConfig()  # the default preset

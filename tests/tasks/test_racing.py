@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
-from conftest import LINE_TRACK, TRACK_NAMES, racetrack
 
 from multi_agent_rl.envs import BatchedEnv, racing_env_config
 from multi_agent_rl.sim.collision import touches_wall
 from multi_agent_rl.sim.maps import Polyline, TrackMap, load_map
 from multi_agent_rl.sim.vehicle import F1TENTH
 from multi_agent_rl.tasks.racing import RACING_OUTCOMES, RacingConfig, RacingRewardConfig
+from tests.conftest import LINE_TRACK, RACETRACK_NAMES, racetrack_yaml
 
 DT = 0.01
 LINE = load_map(LINE_TRACK)
@@ -147,10 +147,10 @@ def test_bad_config_names_the_key():
         RacingConfig().build(TrackMap(np.ones((10, 10), bool), 0.1, (0, 0, 0), name="blank"), 1, DT)
 
 
-@pytest.mark.parametrize("name", TRACK_NAMES)
+@pytest.mark.parametrize("name", RACETRACK_NAMES)
 def test_grid_start_on_a_shared_race_track_is_clear_of_walls(name):
     """Without spawn points the grid sits on the centreline; three cars start without touching a wall."""
-    track = load_map(racetrack(name))
+    track = load_map(racetrack_yaml(name))
     task = RacingConfig(num_cars=3).build(track, 1, DT)
     start = task.sample_start(np.random.default_rng(0), 1)
     assert start.spawn == ["centerline_grid"]
@@ -158,7 +158,7 @@ def test_grid_start_on_a_shared_race_track_is_clear_of_walls(name):
 
 
 def test_racing_env_makes_progress_on_a_shared_race_track():
-    config = racing_env_config(str(racetrack("Spielberg")))
+    config = racing_env_config(str(racetrack_yaml("Spielberg")))
     env = BatchedEnv(config, 1, seed=0)
     env.reset()
     total = 0.0
@@ -167,3 +167,15 @@ def test_racing_env_makes_progress_on_a_shared_race_track():
         total += result.terms["progress"][0, 0]
     assert total == pytest.approx(env.task.episode_stats()["progress_m"][0, 0])
     assert 2.5 < total < 4.5
+
+
+def test_ray_distance_is_exact_on_the_pixel_grid():
+    from multi_agent_rl.tasks.geometry import map_args, ray_distance_m
+
+    args = map_args(LINE)  # walls at y = +-1.3 m, the start wall at x = -50 m
+    assert ray_distance_m(*args, 0.0, 0.2, -math.pi / 2, 5.0) == pytest.approx(1.5)
+    assert ray_distance_m(*args, 0.0, 0.2, math.pi / 2, 5.0) == pytest.approx(1.1)
+    assert ray_distance_m(*args, -49.0, 0.0, math.pi, 5.0) == pytest.approx(1.0)
+    assert ray_distance_m(*args, 0.0, 0.0, 0.0, 5.0) == 5.0  # capped
+    assert ray_distance_m(*args, 0.0, 0.0, math.pi / 4, 5.0) == pytest.approx(1.3 * math.sqrt(2))
+    assert ray_distance_m(*args, 0.0, 1.5, 0.0, 5.0) == 0.0  # inside the wall
