@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import replace
 
@@ -96,7 +97,7 @@ def main() -> None:
         "--steps",
         type=int,
         default=None,
-        help="timed steps of the whole batch (default: about 20,000 env steps, at least 200 batch steps)",
+        help="timed steps of the whole batch (default: about 50,000 env steps, at least 500 batch steps)",
     )
     parser.add_argument("--warmup", type=int, default=200, help="untimed batch steps first")
     parser.add_argument("--seed", type=int, default=0)
@@ -104,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.interface != "vector" and args.envs != 1:
         parser.error(f"--interface {args.interface} steps one copy; use --envs 1")
-    steps = args.steps or max(200, 20_000 // args.envs)
+    steps = args.steps or max(500, 50_000 // args.envs)
     config = make_config(args.task, args.beams)
     if args.interface == "vector":
         seconds, episodes = run_vector(config, args.envs, steps, args.warmup, args.seed)
@@ -122,6 +123,7 @@ def main() -> None:
         "seconds": round(seconds, 4),
         "episodes_ended": episodes,
         "numba_threads": numba.get_num_threads(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),  # other work on the machine when the run ended
         "env_steps_per_s": round(args.envs * steps / seconds, 1),
     }
     if not args.json:

@@ -365,6 +365,11 @@ class GaplockTask(Task):
         self._att_terms = np.zeros((len(GAPLOCK_TERMS), num_envs))
         self._term_views = MappingProxyType({n: self._terms[i] for i, n in enumerate(GAPLOCK_TERMS)})
         self._outcome_code = np.zeros(num_envs, dtype=np.int16)
+        # per-car copies of the shared flags, filled in place every step (cheaper than fresh broadcasts)
+        self._terminated = np.zeros((num_envs, 2), dtype=bool)
+        self._truncated = np.zeros((num_envs, 2), dtype=bool)
+        self._outcome = np.zeros((num_envs, 2), dtype=np.int16)
+        self._idle_pair = np.zeros((num_envs, 2), dtype=np.int64)
         self._zero_sum = config.defender_reward == "zero_sum"
 
     @staticmethod
@@ -395,6 +400,7 @@ class GaplockTask(Task):
     def reset(self, env_ids: np.ndarray, state: np.ndarray) -> None:
         ids = np.asarray(env_ids, dtype=np.int64)
         self._idle[ids] = 0
+        self._idle_pair[ids] = 0
         full = np.zeros((self.num_envs, 2, state.shape[-1]))
         full[ids] = state
         _reset_potentials(full, ids, self._map, self._geo, self._weights, self._phi)
@@ -426,17 +432,13 @@ class GaplockTask(Task):
         )
         self._terms[:, :, ATTACKER] = self._att_terms
         self._terms[:, :, DEFENDER] = -self._att_terms if self._zero_sum else 0.0
-        ended = code != 0
         truncated = (code == _TRUNCATING[0]) | (code == _TRUNCATING[1])
-        terminated = ended & ~truncated
-        both = (code.shape[0], 2)
-        return TaskStep(
-            self._terms.sum(axis=0),
-            np.broadcast_to(terminated[:, None], both),
-            np.broadcast_to(truncated[:, None], both),
-            np.broadcast_to(code[:, None], both),
-            self._term_views,
-        )
+        self._truncated[:] = truncated[:, None]
+        self._terminated[:] = ((code != 0) & ~truncated)[:, None]
+        self._outcome[:] = code[:, None]
+        self._idle_pair[:] = self._idle[:, None]
+        return TaskStep(self._terms.sum(axis=0), self._terminated, self._truncated, self._outcome, self._term_views)
 
     def episode_stats(self):
-        return {"idle_steps": np.broadcast_to(self._idle[:, None], (self.num_envs, 2))}
+        """Per car (the same for both): consecutive idle steps of the attacker. Valid until the next step."""
+        return {"idle_steps": self._idle_pair}
