@@ -15,7 +15,29 @@ from multi_agent_rl.envs.observations import ObservationConfig
 from multi_agent_rl.envs.parallel import RacingEnv
 from multi_agent_rl.envs.vector import VectorRacingEnv
 
+GYMNASIUM_IDS = {
+    "multi_agent_rl/Gaplock-v0": "multi_agent_rl.envs.learner:SingleAgentEnv",
+    "multi_agent_rl/GaplockVector-v0": "multi_agent_rl.envs.vector:VectorRacingEnv",
+}
+"""gymnasium ids registered on import: ``gymnasium.make("multi_agent_rl/Gaplock-v0", config=EnvConfig(...))`` and
+``gymnasium.make_vec("multi_agent_rl/GaplockVector-v0", num_envs=64, vectorization_mode="vector_entry_point")``."""
+
+
+def _register() -> None:
+    import gymnasium
+
+    for env_id, entry_point in GYMNASIUM_IDS.items():
+        if env_id not in gymnasium.registry:
+            if "Vector" in env_id:
+                gymnasium.register(env_id, vector_entry_point=entry_point)
+            else:
+                gymnasium.register(env_id, entry_point=entry_point)
+
+
+_register()
+
 __all__ = [
+    "GYMNASIUM_IDS",
     "ActionConfig",
     "BatchedEnv",
     "BatchedStep",

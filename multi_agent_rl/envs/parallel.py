@@ -3,7 +3,6 @@ car_{n-1}``."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import gymnasium as gym
@@ -66,12 +65,11 @@ class RacingEnv(ParallelEnv):
         self._renderer: Renderer | None = None
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.core.env_timestep_s / 2)}
 
-    @functools.cache  # noqa: B019 - PettingZoo requires the same object on every call
     def observation_space(self, agent: str) -> gym.spaces.Box:
+        """The same Box object on every call (PettingZoo requires it; no cache that would keep envs alive)."""
         self._check_agent(agent)
         return self._obs_space
 
-    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> gym.spaces.Box:
         self._check_agent(agent)
         return self._act_space

@@ -50,6 +50,7 @@ class Renderer:
         rgb[~free] = WALL_RGB
         self._map_image = Image.fromarray(rgb)
         self._font = ImageFont.load_default()
+        self._full_image: Image.Image | None = None  # the scaled map of the "full" view, made once
 
     def _window(self, state: np.ndarray) -> tuple[float, float, float, tuple[int, int]]:
         """(u_left, v_top, output pixels per map pixel, output size) of the view, in map pixel units."""
@@ -90,7 +91,9 @@ class Renderer:
         # crop in image rows (row = h - v), then scale; PIL pads outside the map with black, painted as wall
         box = (u0, h - v_top, u0 + size[0] / k, h - v_top + size[1] / k)
         if self.config.view == "full":
-            image = self._map_image.resize(size, Image.Resampling.BOX)
+            if self._full_image is None or self._full_image.size != size:
+                self._full_image = self._map_image.resize(size, Image.Resampling.BOX)
+            image = self._full_image.copy()
         else:
             image = self._map_image.transform(
                 size, Image.Transform.EXTENT, box, Image.Resampling.NEAREST, fillcolor=WALL_RGB

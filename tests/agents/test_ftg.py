@@ -157,7 +157,6 @@ def test_alone_on_line_track_reaches_the_finish_from_every_spawn():
     _drive_line_track_from_every_spawn(F1TENTH, 4.0, 4_000)  # 90 m at 4 m/s: about 2,300 steps
 
 
-@pytest.mark.slow
 def test_gaplock_defender_alone_reaches_the_finish_from_every_spawn():
     _drive_line_track_from_every_spawn(LIMO, 1.0, 11_000)  # the gaplock defender: 90 m at 1 m/s, 9,000 steps
 
@@ -176,11 +175,6 @@ def _lap(track_name: str) -> None:
     assert env.task.episode_stats()["laps"][0, 0] == 1
 
 
-def test_laps_a_shared_race_track_without_touching_a_wall():
-    _lap("Oschersleben")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in RACETRACK_NAMES if n != "Oschersleben"])
-def test_laps_every_shared_race_track(name):
+@pytest.mark.parametrize("name", RACETRACK_NAMES)
+def test_laps_a_shared_race_track_without_touching_a_wall(name):
     _lap(name)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test
 
-from multi_agent_rl.envs import EnvConfig, RacingEnv, SingleAgentEnv, racing_env_config
+from multi_agent_rl.envs import EnvConfig, RacingEnv, SingleAgentEnv, VectorRacingEnv, racing_env_config
 from multi_agent_rl.tasks import GaplockConfig, RacingConfig
 
 SHORT_GAPLOCK = EnvConfig(task=GaplockConfig(max_steps=300))
@@ -53,8 +54,11 @@ def test_parallel_env_infos_carry_reward_terms():
 
 
 def test_single_agent_check_env():
-    env = SingleAgentEnv(SHORT_GAPLOCK, render_mode="rgb_array")
-    check_env(env, skip_render_check=False)
+    env = gym.make("multi_agent_rl/Gaplock-v0", config=SHORT_GAPLOCK, render_mode="rgb_array")
+    assert isinstance(env.unwrapped, SingleAgentEnv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the checker's warnings count as failures too
+        check_env(env.unwrapped, skip_render_check=False)
     normalized = SingleAgentEnv(replace(SHORT_GAPLOCK, normalize_observations=True))
     normalized.normalizer.eval()  # a learning normaliser changes what the same seed yields, by design
     check_env(normalized, skip_render_check=True)
@@ -102,3 +106,24 @@ def test_sb3_ppo_trains_on_the_gaplock_view():
     obs, _ = env.reset(seed=1)
     action, _ = model.predict(obs, deterministic=True)
     assert env.action_space.contains(action)
+
+
+def test_reset_options_place_the_cars():
+    poses = np.array([[-40.0, 0.5, 0.1], [-42.0, -0.5, 0.0]])
+    env = SingleAgentEnv(SHORT_GAPLOCK)
+    _, info = env.reset(seed=0, options={"poses": poses, "speeds": np.array([0.7, 0.0])})
+    state = env.batch.core.state[0]
+    np.testing.assert_allclose(state[:, [0, 1, 4]], poses)
+    np.testing.assert_allclose(state[:, 3], [0.7, 0.0])
+    assert info["spawn"] == "custom"
+    multi = RacingEnv(SHORT_GAPLOCK)
+    multi.reset(seed=0, options={"poses": poses})
+    np.testing.assert_allclose(multi.state()[:, [0, 1, 4]], poses)
+
+
+def test_registered_vector_id_builds_the_batched_env():
+    vec = gym.make_vec("multi_agent_rl/GaplockVector-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                       config=SHORT_GAPLOCK)
+    assert isinstance(vec, VectorRacingEnv) and vec.num_envs == 3
+    obs, _ = vec.reset(seed=0)
+    assert obs.shape == (3, vec.single_observation_space.shape[0])
