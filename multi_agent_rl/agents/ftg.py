@@ -1,15 +1,13 @@
 """Follow-The-Gap: a reactive LiDAR driver, numba-compiled and batched over environment copies.
 
 Per scan (design.md §7):
-  1. keep the beams within ``field_of_view_rad`` of straight ahead, clip them to ``max_range_m`` and smooth
-  them
-     with a moving average ``smoothing_window_rad`` wide;
+  1. keep the beams within ``field_of_view_rad`` of straight ahead, clip them to ``max_range_m`` and
+     smooth them with a moving average ``smoothing_window_rad`` wide;
   2. find the closest point and zero a "bubble" of beams around it: every beam whose direction passes within
      ``bubble_radius_m`` of that point;
   3. find the widest run of consecutive beams whose range exceeds ``min_gap_range_m`` (the gap);
-  4. aim at the gap's farthest point (the middle of the beams within ``farthest_tolerance_m`` of its maximum,
-  so a
-     plateau of capped ranges gives its centre, not its edge) or at its middle beam (``aim="middle"``);
+  4. aim at the gap's middle beam (``aim="middle"``, the default) or at its farthest point (the middle of the
+     beams within ``farthest_tolerance_m`` of its maximum, so a plateau of capped ranges gives its centre);
   5. steer ``steering_gain`` times the aim angle, low-pass filtered (``steer_smoothing``), limited to
      ``max_steer_rad`` and, when the speed is given, to what ``max_lateral_accel_mps2`` allows at that speed;
   6. pick the speed that can still stop within the free distance ahead (``braking_decel_mps2``, minus

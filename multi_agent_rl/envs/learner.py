@@ -1,5 +1,4 @@
-"""Single-learner views: one car is the learner's, the others are driven by configured drivers (FTG by
-default).
+"""Single-learner views: one car is the learner's, configured drivers (FTG by default) drive the others.
 
 :class:`LearnerBatch` is the shared machinery (E copies); :class:`SingleAgentEnv` is the ``gymnasium.Env`` on
 one copy. The vector form, with autoreset, is ``multi_agent_rl.envs.vector.VectorRacingEnv``.

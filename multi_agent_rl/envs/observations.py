@@ -2,8 +2,7 @@
 
 Components (design.md §6), each a block of the per-car vector, in the order ``ObservationConfig.components``
 lists them; every value is scaled into the declared bounds and clipped there, so the declared space always
-holds
-the observation:
+holds the observation:
 
     lidar            (lidar_beams,)  ranges downsampled from the scan (every k-th beam, or the minimum of each
                                       window with ``lidar_reduce="min"``) divided by lidar_range_m, in [0, 1]

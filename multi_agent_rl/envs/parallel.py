@@ -1,5 +1,4 @@
-"""The multi-agent environment: a PettingZoo ``ParallelEnv`` whose agents are the cars ``car_0 ...
-car_{n-1}``."""
+"""The multi-agent environment: a PettingZoo ``ParallelEnv`` whose agents are the cars ``car_0 ... car_{n-1}``."""
 
 from __future__ import annotations
 

@@ -1,17 +1,14 @@
 """The batched single-learner env with gymnasium's vector interface: E copies stepped in one simulator call.
 
 Autoreset mode: ``AutoresetMode.SAME_STEP`` (declared in ``metadata["autoreset_mode"]``). When a copy's
-episode ends
-(the learner's car terminated or truncated), ``step`` resets that copy before returning, so:
+episode ends (the learner's car terminated or truncated), ``step`` resets that copy before returning, so:
 - ``obs[i]`` is already the first observation of copy i's next episode;
 - ``rewards[i]``, ``terminations[i]`` and ``truncations[i]`` describe the step that ended the episode;
 - ``info["final_obs"][i]`` (an (E, D) array, rows valid where ``info["_final_obs"][i]``) is the ended
-episode's last
-  observation, the one to bootstrap from on truncation;
+  episode's last observation, the one to bootstrap from on truncation;
 - ``info["final_info"]`` (mask ``info["_final_info"]``) holds the ended episode's ``outcome``,
-``episode_return``,
-  ``episode_length`` and ``spawn``; ``info["episode"]`` = {"r", "l"} (mask ``info["_episode"]``) repeats
-  return and length the way gymnasium's RecordEpisodeStatistics does.
+  ``episode_return``, ``episode_length`` and ``spawn``; ``info["episode"]`` = {"r", "l"} (mask
+  ``info["_episode"]``) repeats return and length the way gymnasium's RecordEpisodeStatistics does.
 Every step's ``info`` also holds, per copy, ``outcome`` of the step ("" unless it ended the episode),
 ``reward_terms`` (name -> (E,) array, summing to ``rewards``), ``episode_step`` and task statistics, all of
 the step just taken.

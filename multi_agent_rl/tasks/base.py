@@ -1,5 +1,4 @@
-"""What every task gives the environments: start states, per-step rewards, terminations, truncations,
-outcomes.
+"""What a task gives the environments: start states, rewards, terminations, truncations and outcomes.
 
 A task is batched like the simulator: it holds the per-copy bookkeeping of E environment copies of N cars (lap
 counters, idle counters, shaping potentials) and evaluates every copy in one call. Environments own the

@@ -1,5 +1,4 @@
-"""The gaplock task: an attacker (car_0) learns to force a Follow-The-Gap defender (car_1) into a wall
-(design.md §7).
+"""The gaplock task: an attacker (car_0) learns to force a Follow-The-Gap defender (car_1) into a wall (design.md §7).
 
 Start: a spawn pair drawn uniformly from the map's spawn points named ``<spawn_prefix>*`` (each [attacker,
 defender]), the attacker's initial speed drawn from ``attacker_start_speeds_mps``, the defender at rest.

@@ -10,11 +10,6 @@ from numba import njit
 from multi_agent_rl.sim.maps import Polyline, TrackMap
 
 
-def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
-    """Angles (rad) wrapped to [-pi, pi)."""
-    return (np.asarray(angle) + np.pi) % (2.0 * np.pi) - np.pi
-
-
 def segments_cross(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Whether the motion segments p0 -> p1 (..., 2) cross the fixed segment a -> b (2,) (touching counts).
 

@@ -2,8 +2,7 @@
 
 Single-car time trial (``num_cars=1``) or head-to-head (``num_cars>=2``), each car scored on its own. Progress
 is the centreline arc length gained per step (negative when driving backwards, so going back and forth earns
-nothing).
-A lap is complete when:
+nothing). A lap is complete when:
 - on a closed centreline (a circuit), the progress accumulated since the start reaches one more track length;
 - on an open one (``line_track``), the car crosses the map's finish line, or passes the end of the centreline
   when the map has none.
