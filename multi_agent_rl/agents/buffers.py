@@ -265,7 +265,8 @@ class SumTree:
         self.sums[nodes] = priorities[keep]
         self.mins[nodes] = priorities[keep]
         for _ in range(self.depth):
-            nodes = np.unique(nodes >> 1)
+            # duplicate parents are harmless: each copy writes the same sum of the same two children
+            nodes = nodes >> 1
             left, right = 2 * nodes, 2 * nodes + 1
             self.sums[nodes] = self.sums[left] + self.sums[right]
             self.mins[nodes] = np.minimum(self.mins[left], self.mins[right])
