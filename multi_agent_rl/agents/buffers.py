@@ -428,3 +428,85 @@ def _empty_like_step(obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray)
         np.zeros(0, bool),
         np.zeros(0, np.float32),
     )
+
+
+# --- recurrent rollouts -------------------------------------------------------------------------------------
+
+
+class RecurrentRolloutBuffer(RolloutBuffer):
+    """A rollout that also keeps, per step, whether memory was reset before it and the LSTM states fed in.
+
+    ``lstm_states[t, e]`` holds K tensors of size H (h and c of the actor LSTM, then of the critic LSTM)
+    as they were *after* any episode-start reset, i.e. exactly the state the step was computed from.
+    Training cuts each env's T steps into chunks of ``seq_len`` and replays every chunk from its stored
+    initial state.
+    """
+
+    def __init__(
+        self,
+        num_steps: int,
+        num_envs: int,
+        obs_dim: int,
+        action_shape: tuple[int, ...],
+        discrete: bool,
+        num_states: int,
+        hidden_size: int,
+    ):
+        super().__init__(num_steps, num_envs, obs_dim, action_shape, discrete)
+        self.episode_starts = np.zeros((num_steps, num_envs), dtype=bool)
+        self.lstm_states = np.zeros((num_steps, num_envs, num_states, hidden_size), dtype=np.float32)
+
+    def add_memory(self, episode_starts: np.ndarray, lstm_states: np.ndarray) -> None:
+        """Memory of the last added step: (E,) reset flags and (K, E, H) states."""
+        self.episode_starts[self.pos - 1] = episode_starts
+        self.lstm_states[self.pos - 1] = lstm_states.transpose(1, 0, 2)
+
+    def chunks(self, seq_len: int) -> dict[str, np.ndarray]:
+        """The rollout as C = E*T/seq_len chunks of consecutive steps of one env: arrays (C, seq_len, ...)
+        plus ``initial_states`` (C, K, H), the stored state at each chunk's first step."""
+        if self.num_steps % seq_len:
+            raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of seq_len ({seq_len})")
+        count = self.num_envs * self.num_steps // seq_len
+
+        def split(array: np.ndarray) -> np.ndarray:
+            per_env = np.swapaxes(array, 0, 1)  # (E, T, ...)
+            return np.ascontiguousarray(per_env).reshape(count, seq_len, *array.shape[2:])
+
+        names = ("obs", "actions", "log_probs", "values", "advantages", "returns", "episode_starts")
+        data = {name: split(getattr(self, name)) for name in names}
+        data["initial_states"] = split(self.lstm_states)[:, 0]
+        return data
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["episode_starts"] = self.episode_starts[: self.pos].copy()
+        state["lstm_states"] = self.lstm_states[: self.pos].copy()
+        return state
+
+
+class SegmentLayout(NamedTuple):
+    """How M chunks of L steps split into S segments that never cross an episode start.
+
+    ``index`` (S, Lmax) holds flat step indices into the M*L minibatch (0 where padded), ``valid`` marks the
+    real steps; reading ``valid`` row by row visits the M*L steps in their flat order. ``from_stored`` marks
+    segments that begin a chunk (they start from the chunk's stored state; the others from zeros) and
+    ``chunk`` gives each segment's chunk.
+    """
+
+    index: np.ndarray
+    valid: np.ndarray
+    from_stored: np.ndarray
+    chunk: np.ndarray
+
+
+def segment_layout(episode_starts: np.ndarray) -> SegmentLayout:
+    """Segments of a (M, L) block of episode-start flags: a new segment at every chunk start and reset."""
+    chunks, length = episode_starts.shape
+    starts = episode_starts.copy()
+    starts[:, 0] = True
+    first = np.flatnonzero(starts.reshape(-1))
+    lengths = np.diff(np.append(first, chunks * length))
+    steps = np.arange(lengths.max())
+    valid = steps[None, :] < lengths[:, None]
+    index = np.where(valid, first[:, None] + steps[None, :], 0)
+    return SegmentLayout(index, valid, first % length == 0, first // length)

@@ -70,6 +70,60 @@ class PPOConfig:
     adam_eps: float = 1e-5  # Adam epsilon
 
 
+STAT_NAMES = ("policy_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction")
+
+
+def clipped_ppo_loss(
+    cfg: PPOConfig,
+    clip_coef: float,
+    batch: dict[str, torch.Tensor],
+    new_log_probs: torch.Tensor,
+    entropy: torch.Tensor,
+    new_values: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The PPO objective on a minibatch of B transitions (all tensors (B,)).
+
+    ``batch`` holds the rollout's ``log_probs``, ``values``, ``advantages`` and ``returns``. Returns the
+    loss to minimise and its parts [policy, value, entropy loss, approx KL, clip fraction] (detached), or
+    None when ``cfg.target_kl`` is set and the KL estimate already exceeds 1.5 x target_kl (SB3's stop).
+    """
+    log_ratio = new_log_probs - batch["log_probs"]
+    ratio = log_ratio.exp()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1.0) - log_ratio).mean()  # low-variance estimator (Schulman 2020)
+        clip_fraction = ((ratio - 1.0).abs() > clip_coef).float().mean()
+    if cfg.target_kl is not None and float(approx_kl) > 1.5 * cfg.target_kl:
+        return None
+
+    advantages = batch["advantages"]
+    if cfg.norm_adv and len(advantages) > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    policy_loss = torch.max(
+        -advantages * ratio, -advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)
+    ).mean()
+
+    value_error = (new_values - batch["returns"]).square()
+    if cfg.clip_vloss:
+        change = (new_values - batch["values"]).clamp(-cfg.vf_clip_coef, cfg.vf_clip_coef)
+        value_error = torch.max(value_error, (batch["values"] + change - batch["returns"]).square())
+    value_loss = value_error.mean()
+    entropy_loss = -entropy.mean()
+
+    loss = policy_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
+    stats = torch.stack(
+        [policy_loss.detach(), value_loss.detach(), entropy_loss.detach(), approx_kl, clip_fraction]
+    )
+    return loss, stats
+
+
+def summarise_update(stats: list[torch.Tensor], values: np.ndarray, returns: np.ndarray) -> dict[str, float]:
+    """Mean of the per-minibatch stats plus the explained variance of the rollout's value predictions."""
+    means = torch.stack(stats).mean(0).tolist() if stats else [float("nan")] * len(STAT_NAMES)
+    metrics = dict(zip(STAT_NAMES, means, strict=True))
+    metrics["explained_variance"] = explained_variance(values, returns)
+    return metrics
+
+
 class PPO(Agent):
     """Clipped-objective PPO with a separate actor and critic MLP; batched acting over E envs."""
 
@@ -236,7 +290,6 @@ class PPO(Agent):
 
     def _minibatch_step(self, batch: dict[str, torch.Tensor], clip_coef: float) -> torch.Tensor | None:
         """One clipped-PPO gradient step; returns its stats (5,), or None if the KL limit stopped it."""
-        cfg = self.config
         params, std, _ = self._distribution(batch["obs"])
         if self.discrete:
             new_log_probs, entropy = categorical_log_prob_entropy(params, batch["actions"])
@@ -244,56 +297,22 @@ class PPO(Agent):
             new_log_probs = gaussian_log_prob(batch["actions"], params, std)
             entropy = gaussian_entropy(std, len(params))
         new_values = self.critic(batch["obs"]).squeeze(-1)
-
-        log_ratio = new_log_probs - batch["log_probs"]
-        ratio = log_ratio.exp()
-        with torch.no_grad():
-            approx_kl = ((ratio - 1.0) - log_ratio).mean()  # low-variance estimator (Schulman 2020)
-            clip_fraction = ((ratio - 1.0).abs() > clip_coef).float().mean()
-        if cfg.target_kl is not None and float(approx_kl) > 1.5 * cfg.target_kl:
+        result = clipped_ppo_loss(self.config, clip_coef, batch, new_log_probs, entropy, new_values)
+        if result is None:
             return None
-
-        advantages = batch["advantages"]
-        if cfg.norm_adv and len(advantages) > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy_loss = torch.max(
-            -advantages * ratio, -advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)
-        ).mean()
-
-        value_error = (new_values - batch["returns"]).square()
-        if cfg.clip_vloss:
-            clipped = batch["values"] + (new_values - batch["values"]).clamp(
-                -cfg.vf_clip_coef, cfg.vf_clip_coef
-            )
-            value_error = torch.max(value_error, (clipped - batch["returns"]).square())
-        value_loss = value_error.mean()
-        entropy_loss = -entropy.mean()
-
-        loss = policy_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
+        loss, stats = result
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
+        nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm, foreach=True)
         self.optimizer.step()
         self.num_updates += 1
-        return torch.stack(
-            [policy_loss.detach(), value_loss.detach(), entropy_loss.detach(), approx_kl, clip_fraction]
-        )
+        return stats
 
     def _summarise(
         self, stats: list[torch.Tensor], data: dict[str, torch.Tensor], learning_rate: float, clip_coef: float
     ) -> dict[str, float]:
-        means = torch.stack(stats).mean(0).tolist() if stats else [float("nan")] * 5
-        metrics = dict(
-            zip(
-                ("policy_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction"),
-                means,
-                strict=True,
-            )
-        )
-        metrics["explained_variance"] = explained_variance(data["values"].numpy(), data["returns"].numpy())
-        metrics["learning_rate"] = learning_rate
-        metrics["clip_range"] = clip_coef
-        metrics["n_updates"] = float(self.num_updates)
+        metrics = summarise_update(stats, data["values"].numpy(), data["returns"].numpy())
+        metrics.update(learning_rate=learning_rate, clip_range=clip_coef, n_updates=float(self.num_updates))
         if not self.discrete:
             metrics["std"] = float(self.actor_head.log_std.detach().exp().mean())
         return metrics

@@ -15,6 +15,7 @@ from multi_agent_rl.agents.buffers import (
     RolloutBuffer,
     SumTree,
     compute_gae,
+    segment_layout,
 )
 
 # --- GAE ----------------------------------------------------------------------------------------------------
@@ -175,3 +176,19 @@ def test_n_step_accumulator_state_round_trip():
     b = _push(clone, 1, [1, 2], [True, False], [False, False])
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+# --- recurrent sequence layout ------------------------------------------------------------------------------
+
+
+def test_segment_layout_cuts_chunks_at_episode_starts():
+    # two chunks of 4 steps; chunk 0 has a reset at step 2, chunk 1 starts an episode at step 0
+    starts = np.array([[False, False, True, False], [True, False, False, False]])
+    layout = segment_layout(starts)
+    # segments: chunk 0 steps 0-1 (stored state), chunk 0 steps 2-3 (zeros), chunk 1 steps 0-3 (stored state)
+    np.testing.assert_array_equal(layout.valid, [[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]])
+    np.testing.assert_array_equal(layout.index[layout.valid], np.arange(8))
+    np.testing.assert_array_equal(layout.index[0, :2], [0, 1])
+    np.testing.assert_array_equal(layout.index[1, :2], [2, 3])
+    np.testing.assert_array_equal(layout.from_stored, [True, False, True])
+    np.testing.assert_array_equal(layout.chunk, [0, 0, 1])
