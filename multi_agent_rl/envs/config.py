@@ -50,7 +50,7 @@ class EnvConfig:
     """Everything an environment is built from. Defaults: gaplock on line_track with LIMO robots."""
 
     map_path: str = "maps/line_track/line_track.yaml"  # map YAML (or its folder); relative to cwd or the repo
-    vehicle: str = "limo"  # vehicle preset name (see multi_agent_rl.sim.vehicle.PRESETS)
+    vehicle: str | VehicleParams = "limo"  # a preset name (multi_agent_rl.sim.vehicle.PRESETS) or the parameters
     sim: SimConfig = field(default_factory=SimConfig)  # physics, actuation, LiDAR
     task: GaplockConfig | RacingConfig = field(default_factory=GaplockConfig)  # the task (its class decides)
     observation: ObservationConfig = field(default_factory=ObservationConfig)  # observation components
@@ -63,7 +63,7 @@ class EnvConfig:
     render: RenderConfig = field(default_factory=RenderConfig)  # rgb_array frames
 
     def __post_init__(self) -> None:
-        if self.vehicle not in PRESETS:
+        if not isinstance(self.vehicle, VehicleParams) and self.vehicle not in PRESETS:
             raise ValueError(f"EnvConfig.vehicle must be one of {sorted(PRESETS)}, got {self.vehicle!r}")
         if not isinstance(self.task, (GaplockConfig, RacingConfig)):
             raise ValueError(
@@ -94,8 +94,10 @@ def resolve_map_path(map_path: str | Path) -> Path:
     return candidate if candidate.exists() else path
 
 
-def resolve_vehicle(name: str) -> VehicleParams:
-    """The vehicle preset called ``name``."""
+def resolve_vehicle(name: str | VehicleParams) -> VehicleParams:
+    """The vehicle preset called ``name``, or the given parameters."""
+    if isinstance(name, VehicleParams):
+        return name
     try:
         return PRESETS[name]
     except KeyError:

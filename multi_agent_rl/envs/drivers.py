@@ -15,9 +15,12 @@ from typing import Protocol
 import numpy as np
 
 from multi_agent_rl.agents.ftg import FollowTheGap, FTGConfig
+from multi_agent_rl.agents.pure_pursuit import PurePursuit, PurePursuitConfig
+from multi_agent_rl.sim.maps import Polyline, TrackMap
 from multi_agent_rl.sim.vehicle import VehicleParams
 
-DRIVER_KINDS = ("ftg", "constant", "random")
+DRIVER_KINDS = ("ftg", "pure_pursuit", "constant", "random")
+PURE_PURSUIT_PATHS = ("raceline", "centerline")
 
 
 class Driver(Protocol):
@@ -34,8 +37,11 @@ class Driver(Protocol):
 class DriverConfig:
     """One scripted driver."""
 
-    kind: str = "ftg"  # "ftg" (Follow-The-Gap), "constant" (fixed command) or "random" (uniform commands)
+    kind: str = "ftg"  # "ftg" (Follow-The-Gap), "pure_pursuit", "constant" (fixed command) or "random"
     ftg: FTGConfig | None = None  # Follow-The-Gap parameters (None: defaults fitted to the vehicle)
+    pure_pursuit: PurePursuitConfig | None = None  # pure pursuit parameters (None: defaults)
+    path: str = "raceline"  # pure pursuit follows the map's raceline, or its centerline (the fallback)
+    path_clearance_m: float = 0.4  # pure pursuit: the path is nudged this far from the walls (0: as drawn)
     steer_rad: float = 0.0  # "constant": steering command
     speed_mps: float = 0.5  # "constant": speed command (m/s)
     random_max_speed_mps: float | None = None  # "random": top of the speed range (None: v_max)
@@ -43,6 +49,8 @@ class DriverConfig:
     def __post_init__(self) -> None:
         if self.kind not in DRIVER_KINDS:
             raise ValueError(f"DriverConfig.kind must be one of {DRIVER_KINDS}, got {self.kind!r}")
+        if self.path not in PURE_PURSUIT_PATHS:
+            raise ValueError(f"DriverConfig.path must be one of {PURE_PURSUIT_PATHS}, got {self.path!r}")
 
 
 def ftg_config_for(vehicle: VehicleParams, **overrides: float) -> FTGConfig:
@@ -130,16 +138,45 @@ class PolicyDriver:
         return self._to_physical(np.asarray(self._policy(obs)))
 
 
+class PurePursuitDriver:
+    """Pure pursuit on one of the map's lines (uses the car's pose and speed)."""
+
+    def __init__(self, path: Polyline, vehicle: VehicleParams, config: PurePursuitConfig) -> None:
+        self.pursuit = PurePursuit(path, vehicle, config)
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        """Stateless."""
+
+    def seed(self, seed: int | None) -> None:
+        """Deterministic: nothing to seed."""
+
+    def act(self, state: np.ndarray, scans: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        return self.pursuit.act(state[:, [0, 1, 4]], state[:, 3])
+
+
+def pursuit_path(config: DriverConfig, track: TrackMap) -> Polyline:
+    """The line a pure pursuit driver follows: the raceline if asked for and present, else the centerline."""
+    line = track.raceline if config.path == "raceline" and track.raceline is not None else track.centerline
+    if line is None:
+        raise ValueError(f"map '{track.name}' has neither a raceline nor a centerline for pure pursuit to follow")
+    return line.kept_clear(track, config.path_clearance_m) if config.path_clearance_m > 0 else line
+
+
 def build_driver(
     config: DriverConfig,
     vehicle: VehicleParams,
     beam_angles_rad: np.ndarray,
     num_envs: int,
     seed: int | None = None,
+    track: TrackMap | None = None,
 ) -> Driver:
-    """The driver a DriverConfig describes, for E copies."""
+    """The driver a DriverConfig describes, for E copies (pure pursuit needs the ``track``)."""
     if config.kind == "ftg":
         return FTGDriver(beam_angles_rad, num_envs, config.ftg or ftg_config_for(vehicle))
+    if config.kind == "pure_pursuit":
+        if track is None:
+            raise ValueError("a pure pursuit driver needs the track")
+        return PurePursuitDriver(pursuit_path(config, track), vehicle, config.pure_pursuit or PurePursuitConfig())
     if config.kind == "constant":
         return ConstantDriver(num_envs, config.steer_rad, config.speed_mps)
     top = vehicle.v_max if config.random_max_speed_mps is None else config.random_max_speed_mps

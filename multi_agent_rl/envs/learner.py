@@ -89,6 +89,7 @@ class LearnerBatch:
                 self.core.sim.beam_angles,
                 self.core.num_envs,
                 int(s.generate_state(1)[0]),
+                self.core.track,
             )
             for spec, s in zip(specs, seeds, strict=True)
         ]

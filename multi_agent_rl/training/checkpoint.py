@@ -46,6 +46,7 @@ def save_checkpoint(
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a checkpoint is as readable as the run
     try:
         files = {}
         for name, state in states.items():
@@ -120,6 +121,12 @@ def _existing_or_set_aside(directory: Path) -> Path:
     if aside:
         return aside[-1]
     raise CheckpointError(f"{directory}: checkpoint folder not found")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _sha256(path: Path) -> str:
