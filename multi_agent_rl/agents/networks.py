@@ -1,0 +1,389 @@
+"""Network pieces shared by the agents: MLPs, policy heads, critics, Rainbow layers and an LSTM core.
+
+Conventions: inputs are flat float32 tensors (B, obs_dim); action tensors are (B, act_dim) for continuous and
+(B,) int64 for discrete actions. Log-probabilities and entropies are summed over action dimensions, shape
+(B,).
+Densities are written out by hand instead of going through ``torch.distributions`` (whose argument validation
+and object construction cost more than the math for the small networks RL uses).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+}
+LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def activation_class(name: str) -> type[nn.Module]:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+
+
+def layer_init(layer: nn.Linear, gain: float = math.sqrt(2.0), bias: float = 0.0) -> nn.Linear:
+    """Orthogonal weights with ``gain``, constant bias (a PPO implementation detail SB3 and CleanRL share)."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def mlp(
+    in_dim: int,
+    hidden_sizes: Sequence[int],
+    out_dim: int | None = None,
+    activation: str = "tanh",
+    ortho_init: bool = False,
+    out_gain: float = 1.0,
+) -> nn.Sequential:
+    """Linear+activation blocks of ``hidden_sizes``, then an optional linear output layer (no activation).
+
+    With ``ortho_init`` hidden layers get orthogonal weights with gain sqrt(2) and the output layer
+    ``out_gain``;
+    otherwise PyTorch's default (uniform fan-in) init is kept, as SB3 does for its off-policy networks.
+    """
+    act = activation_class(activation)
+    layers: list[nn.Module] = []
+    size = in_dim
+    for hidden in hidden_sizes:
+        linear = nn.Linear(size, hidden)
+        layers += [layer_init(linear) if ortho_init else linear, act()]
+        size = hidden
+    if out_dim is not None:
+        linear = nn.Linear(size, out_dim)
+        layers.append(layer_init(linear, out_gain) if ortho_init else linear)
+    return nn.Sequential(*layers)
+
+
+def output_size(hidden_sizes: Sequence[int], in_dim: int) -> int:
+    return int(hidden_sizes[-1]) if len(hidden_sizes) else in_dim
+
+
+# --- stochastic policy heads --------------------------------------------------------------------------------
+
+
+def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """log N(actions; mean, std^2) summed over the last axis: (B, A) -> (B,)."""
+    log_std = torch.log(std)
+    z = (actions - mean) / std
+    return (-0.5 * z.square() - log_std - LOG_SQRT_2PI).sum(-1)
+
+
+def gaussian_entropy(std: torch.Tensor, batch: int) -> torch.Tensor:
+    """Entropy of a diagonal Gaussian summed over action dims, (B,) (std may be (A,) or (B, A))."""
+    entropy = (0.5 + LOG_SQRT_2PI + torch.log(std)).sum(-1)
+    return entropy.expand(batch) if entropy.dim() == 0 else entropy
+
+
+def categorical_log_prob_entropy(
+    logits: torch.Tensor, actions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(a) and entropy of a categorical given unnormalised logits (B, n) and actions (B,)."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    chosen = log_p.gather(1, actions.long().unsqueeze(1)).squeeze(1)
+    entropy = -(log_p.exp() * log_p).sum(-1)
+    return chosen, entropy
+
+
+def sample_categorical(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One draw per row from softmax(logits) with the Gumbel-max trick (exact, one fused op chain)."""
+    uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_(1e-20, 1.0)
+    return torch.argmax(logits - torch.log(-torch.log(uniform)), dim=-1)
+
+
+class DiagGaussianHead(nn.Module):
+    """Gaussian action distribution: mean = Linear(latent), state-independent learned log std (PPO)."""
+
+    def __init__(self, latent_dim: int, action_dim: int, log_std_init: float = 0.0, ortho_init: bool = True):
+        super().__init__()
+        self.mean = nn.Linear(latent_dim, action_dim)
+        if ortho_init:
+            layer_init(self.mean, 0.01)
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
+
+    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, latent) -> mean (B, A), std (A,)."""
+        return self.mean(latent), self.log_std.exp()
+
+
+class StateDependentNoiseHead(nn.Module):
+    """Generalized state-dependent exploration (gSDE, Raffin et al. 2021), as SB3 configures it for PPO.
+
+    The exploration noise is eps(s) = latent(s) @ W with W ~ N(0, sigma^2) entrywise, sigma = exp(log_std) of
+    shape
+    (latent_dim, A), W re-drawn every few steps. So the action a = mean(s) + eps(s) is Gaussian with variance
+    sum_j latent_j^2 sigma_jk^2 per action dim k. The latent is detached for the variance (the noise does not
+    train the features), matching SB3's ``learn_features=False``.
+    """
+
+    def __init__(self, latent_dim: int, action_dim: int, log_std_init: float = 0.0, ortho_init: bool = True):
+        super().__init__()
+        self.mean = nn.Linear(latent_dim, action_dim)
+        if ortho_init:
+            layer_init(self.mean, 0.01)
+        self.log_std = nn.Parameter(torch.full((latent_dim, action_dim), float(log_std_init)))
+
+    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, latent) -> mean (B, A), std (B, A)."""
+        variance = latent.detach().square() @ self.log_std.exp().square()
+        return self.mean(latent), torch.sqrt(variance + 1e-6)
+
+    def sample_exploration_matrices(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """One noise matrix per env: (count, latent_dim, A)."""
+        sigma = self.log_std.detach().exp()
+        return torch.randn((count, *sigma.shape), generator=generator, device=sigma.device) * sigma
+
+    @staticmethod
+    def noise(latent: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
+        """eps = latent @ W per row: (B, latent) x (B, latent, A) -> (B, A)."""
+        return torch.bmm(latent.unsqueeze(1), matrices).squeeze(1)
+
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SAC log-std clamp (SB3's values)
+
+
+class SquashedGaussianActor(nn.Module):
+    """SAC policy: a ~ tanh(N(mu(s), sigma(s)^2)) in [-1, 1]^A, with the change-of-variables log-density."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str = "relu"):
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden_sizes, activation=activation)
+        latent = output_size(hidden_sizes, obs_dim)
+        self.mu = nn.Linear(latent, action_dim)
+        self.log_std = nn.Linear(latent, action_dim)
+
+    def forward(
+        self, obs: torch.Tensor, generator: torch.Generator | None = None, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, obs_dim) -> actions (B, A) in [-1, 1], log_prob (B,) (zeros when deterministic)."""
+        latent = self.trunk(obs)
+        mu = self.mu(latent)
+        if deterministic:
+            return torch.tanh(mu), torch.zeros(len(obs), device=obs.device)
+        std = self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+        z = torch.randn(mu.shape, generator=generator, device=mu.device)
+        pre_tanh = mu + std * z
+        actions = torch.tanh(pre_tanh)
+        log_prob = (-0.5 * z.square() - torch.log(std) - LOG_SQRT_2PI).sum(-1)
+        log_prob = log_prob - torch.log(1.0 - actions.square() + 1e-6).sum(-1)
+        return actions, log_prob
+
+
+class DeterministicActor(nn.Module):
+    """TD3 policy: a = tanh(MLP(s)) in [-1, 1]^A."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str = "relu"):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, action_dim, activation=activation)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs))
+
+
+# --- critics ------------------------------------------------------------------------------------------------
+
+
+class TwinQCritic(nn.Module):
+    """Two independent state-action value networks Q_1(s, a), Q_2(s, a) (TD3 and SAC's clipped double Q).
+
+    Kept as two plain MLPs: on CPU two MKL GEMMs per layer beat one batched matmul (bmm) over stacked weights.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str = "relu"):
+        super().__init__()
+        self.q1 = mlp(obs_dim + action_dim, hidden_sizes, 1, activation=activation)
+        self.q2 = mlp(obs_dim + action_dim, hidden_sizes, 1, activation=activation)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """(B, obs_dim), (B, A) -> (2, B) Q-values."""
+        x = torch.cat([obs, actions], dim=-1)
+        return torch.stack([self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)])
+
+    def first(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q_1 alone, (B,): the TD3 actor's objective."""
+        return self.q1(torch.cat([obs, actions], dim=-1)).squeeze(-1)
+
+
+# --- Rainbow ------------------------------------------------------------------------------------------------
+
+
+class NoisyLinear(nn.Module):
+    """Linear layer with factorised Gaussian parameter noise (Fortunato et al. 2018).
+
+    w = mu_w + sigma_w * f(eps_out) f(eps_in)^T with f(x) = sign(x) sqrt|x|; the noise is redrawn by
+    :meth:`reset_noise`. ``forward(x, noisy=False)`` uses the mean weights (evaluation).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, sigma_init: float = 0.5):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)
+        self.weight_mu = nn.Parameter(torch.empty(out_dim, in_dim).uniform_(-bound, bound))
+        self.bias_mu = nn.Parameter(torch.empty(out_dim).uniform_(-bound, bound))
+        self.weight_sigma = nn.Parameter(torch.full((out_dim, in_dim), sigma_init / math.sqrt(in_dim)))
+        self.bias_sigma = nn.Parameter(torch.full((out_dim,), sigma_init / math.sqrt(in_dim)))
+        self.register_buffer("eps_in", torch.zeros(in_dim))
+        self.register_buffer("eps_out", torch.zeros(out_dim))
+
+    def reset_noise(self, generator: torch.Generator) -> None:
+        for eps in (self.eps_in, self.eps_out):
+            x = torch.randn(eps.shape, generator=generator, device=eps.device)
+            eps.copy_(x.sign() * x.abs().sqrt())
+
+    def forward(self, x: torch.Tensor, noisy: bool = True) -> torch.Tensor:
+        if not noisy:
+            return F.linear(x, self.weight_mu, self.bias_mu)
+        weight = self.weight_mu + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
+        return F.linear(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
+
+
+class RainbowQNetwork(nn.Module):
+    """Dueling distributional Q-network: returns log-probabilities over ``n_atoms`` return atoms per action.
+
+    Shared trunk of plain linear layers (all but the last hidden size), then a value stream and an advantage
+    stream, each one hidden layer of the last hidden size; the streams use noisy layers when ``noisy``.
+    Dueling combination per atom: logits = V + A - mean_a A, then log-softmax over atoms.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hidden_sizes: Sequence[int],
+        n_atoms: int,
+        noisy: bool = True,
+        dueling: bool = True,
+        noisy_sigma: float = 0.5,
+    ):
+        super().__init__()
+        self.num_actions, self.n_atoms, self.dueling, self.noisy = num_actions, n_atoms, dueling, noisy
+        trunk_sizes, stream_size = list(hidden_sizes[:-1]), int(hidden_sizes[-1])
+        self.trunk = mlp(obs_dim, trunk_sizes, activation="relu")
+        latent = output_size(trunk_sizes, obs_dim)
+
+        def linear(i: int, o: int) -> nn.Module:
+            return NoisyLinear(i, o, noisy_sigma) if noisy else nn.Linear(i, o)
+
+        self.advantage_hidden = linear(latent, stream_size)
+        self.advantage_out = linear(stream_size, num_actions * n_atoms)
+        if dueling:
+            self.value_hidden = linear(latent, stream_size)
+            self.value_out = linear(stream_size, n_atoms)
+
+    def _layer(self, layer: nn.Module, x: torch.Tensor, noisy: bool) -> torch.Tensor:
+        return layer(x, noisy) if isinstance(layer, NoisyLinear) else layer(x)
+
+    def forward(self, obs: torch.Tensor, noisy: bool = True) -> torch.Tensor:
+        """(B, obs_dim) -> log-probabilities (B, num_actions, n_atoms)."""
+        h = self.trunk(obs)
+        adv = self._layer(self.advantage_out, F.relu(self._layer(self.advantage_hidden, h, noisy)), noisy)
+        adv = adv.view(-1, self.num_actions, self.n_atoms)
+        if self.dueling:
+            value = self._layer(self.value_out, F.relu(self._layer(self.value_hidden, h, noisy)), noisy)
+            logits = value.unsqueeze(1) + adv - adv.mean(dim=1, keepdim=True)
+        else:
+            logits = adv
+        return torch.log_softmax(logits, dim=-1)
+
+    def reset_noise(self, generator: torch.Generator) -> None:
+        for module in self.modules():
+            if isinstance(module, NoisyLinear):
+                module.reset_noise(generator)
+
+
+def project_distribution(
+    next_probs: torch.Tensor, rewards: torch.Tensor, discounts: torch.Tensor, support: torch.Tensor
+) -> torch.Tensor:
+    """C51 projection of the target distribution r + discount * Z onto the fixed support (Bellemare et al.
+    2017).
+
+    Args:
+        next_probs: (B, N) probabilities of the bootstrap distribution at the next state.
+        rewards: (B,) (n-step) rewards.
+        discounts: (B,) bootstrap factors, already zero where the episode terminated.
+        support: (N,) evenly spaced atoms from v_min to v_max.
+
+    Returns:
+        (B, N) probabilities: each shifted atom's mass split between its two neighbouring atoms in proportion
+        to
+        distance (all of it on one atom when it lands exactly on it), clipped to [v_min, v_max].
+    """
+    n_atoms = support.numel()
+    v_min, v_max = float(support[0]), float(support[-1])
+    delta = (v_max - v_min) / (n_atoms - 1)
+    shifted = (rewards.unsqueeze(1) + discounts.unsqueeze(1) * support.unsqueeze(0)).clamp(v_min, v_max)
+    position = (shifted - v_min) / delta  # fractional atom index in [0, N-1]
+    lower = position.floor().long()
+    upper = position.ceil().long()
+    on_atom = (upper == lower).to(next_probs.dtype)
+    projected = torch.zeros_like(next_probs)
+    projected.scatter_add_(1, lower, next_probs * (upper.to(position.dtype) - position + on_atom))
+    projected.scatter_add_(1, upper, next_probs * (position - lower.to(position.dtype)))
+    return projected
+
+
+# --- recurrent core -----------------------------------------------------------------------------------------
+
+
+class LSTMCore(nn.Module):
+    """One-layer LSTM used step by step while acting and over padded sequence segments while training."""
+
+    def __init__(self, in_dim: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.lstm = nn.LSTM(in_dim, hidden_size)
+
+    def initial_state(
+        self, batch: int, device: torch.device | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero (h, c), each (1, batch, hidden)."""
+        zeros = torch.zeros(1, batch, self.hidden_size, device=device)
+        return zeros, zeros.clone()
+
+    def step(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One time step for a batch of envs: (B, in) -> (B, hidden), new state."""
+        out, new_state = self.lstm(x.unsqueeze(0), state)
+        return out.squeeze(0), new_state
+
+    def sequences(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Padded sequences, time-major: (L, S, in) with initial state (1, S, hidden) each -> (L, S, hidden).
+
+        Padding must sit at the end of each sequence: an LSTM's output at step t never depends on later
+        inputs.
+        """
+        out, _ = self.lstm(x, state)
+        return out
+
+
+# --- target networks ----------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) target + tau online, for all parameters at once (tau = 1 copies)."""
+    online_params = list(online.parameters())
+    target_params = list(target.parameters())
+    if tau == 1.0:
+        torch._foreach_copy_(target_params, online_params)
+    else:
+        torch._foreach_lerp_(target_params, online_params, tau)
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Mark a target network's parameters as constants (no gradients are ever computed for them)."""
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module

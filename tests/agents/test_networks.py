@@ -1,0 +1,63 @@
+"""Network pieces: the C51 projection by hand, noisy layers, the Rainbow head, the MLP builder's init."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from multi_agent_rl.agents.networks import NoisyLinear, RainbowQNetwork, mlp, project_distribution
+
+
+def test_c51_projection_by_hand():
+    support = torch.tensor([0.0, 1.0, 2.0])
+    next_probs = torch.tensor([[0.2, 0.3, 0.5], [0.2, 0.3, 0.5], [0.2, 0.3, 0.5], [0.2, 0.3, 0.5]])
+    rewards = torch.tensor([0.5, 1.0, 5.0, 0.25])
+    discounts = torch.tensor([0.5, 0.0, 0.9, 1.0])
+    projected = project_distribution(next_probs, rewards, discounts, support)
+    expected = torch.tensor(
+        [
+            # atoms move to 0.5, 1.0, 1.5: half of 0.2 stays on atom 0, 0.3 lands on atom 1, 0.5 splits
+            [0.1, 0.1 + 0.3 + 0.25, 0.25],
+            # terminal (discount 0): all mass on the reward, 1.0, exactly an atom
+            [0.0, 1.0, 0.0],
+            # beyond v_max: everything clipped onto the last atom
+            [0.0, 0.0, 1.0],
+            # shift by 0.25: atoms to 0.25, 1.25, 2.0 (clipped)
+            [0.2 * 0.75, 0.2 * 0.25 + 0.3 * 0.75, 0.3 * 0.25 + 0.5],
+        ]
+    )
+    torch.testing.assert_close(projected, expected)
+    torch.testing.assert_close(projected.sum(1), torch.ones(4))
+
+
+def test_noisy_linear_mean_path_and_fresh_noise():
+    torch.manual_seed(0)
+    layer = NoisyLinear(4, 3, sigma_init=0.5)
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(layer(x, noisy=False), x @ layer.weight_mu.T + layer.bias_mu)
+    generator = torch.Generator().manual_seed(0)
+    layer.reset_noise(generator)
+    first = layer(x)
+    layer.reset_noise(generator)
+    assert not torch.allclose(first, layer(x))
+    assert torch.allclose(layer.weight_sigma, torch.full((3, 4), 0.5 / math.sqrt(4)))
+
+
+def test_rainbow_head_outputs_log_distributions_per_action():
+    torch.manual_seed(0)
+    network = RainbowQNetwork(obs_dim=4, num_actions=3, hidden_sizes=(16, 8), n_atoms=11)
+    network.reset_noise(torch.Generator().manual_seed(0))
+    log_probs = network(torch.randn(6, 4))
+    assert log_probs.shape == (6, 3, 11)
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(6, 3))
+
+
+def test_mlp_orthogonal_init_gains():
+    torch.manual_seed(0)
+    net = mlp(8, (16, 16), 2, activation="tanh", ortho_init=True, out_gain=0.01)
+    hidden, output = net[0].weight, net[-1].weight
+    # an orthogonal (16 x 8) matrix scaled by g has W^T W = g^2 I
+    torch.testing.assert_close(hidden.T @ hidden, 2.0 * torch.eye(8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(output @ output.T, 1e-4 * torch.eye(2), atol=1e-7, rtol=0)
+    assert all(torch.count_nonzero(layer.bias) == 0 for layer in (net[0], net[2], net[4]))
