@@ -4,10 +4,13 @@
     python scripts/gaplock_baselines.py --episodes 20 --attackers straight --straight-speed 0.3
 
 Attackers (car_0): "random" (uniform steering and speed commands over the whole action range, redrawn every
-step), "straight" (steering 0 at a constant --straight-speed) and "ftg" (the same Follow-The-Gap as the
-defender). Episode i of every attacker starts from the reset seeded with --seed + i (same spawn pair, start
-speed and LiDAR noise for every attacker). All episodes run side by side as copies of one batched simulator,
-each for exactly one episode. Prints one row of outcome rates per attacker, then the rows as JSON.
+step), "straight" (steering 0 at a constant --straight-speed), "ftg" (the same Follow-The-Gap as the defender)
+and "weave" (a privileged scripted reference that reads the defender's state: it keeps --weave-ahead metres in
+front of the defender while weaving across the corridor, y = amplitude sin(2 pi t / period + random phase); it
+shows that the defender can be forced into a wall). Episode i of every attacker starts from the reset seeded
+with --seed + i (same spawn pair, start speed and LiDAR noise for every attacker). All episodes run side by side
+as copies of one batched simulator, each for exactly one episode. Prints one row of outcome rates per attacker,
+then the rows as JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +25,27 @@ from multi_agent_rl.envs import BatchedEnv, EnvConfig
 from multi_agent_rl.envs.drivers import ConstantDriver, FTGDriver, RandomDriver, ftg_config_for
 from multi_agent_rl.tasks.gaplock import GAPLOCK_OUTCOMES
 
-ATTACKERS = ("random", "straight", "ftg")
+ATTACKERS = ("random", "straight", "ftg", "weave")
+
+
+class WeaveAttacker:
+    """Keeps ``ahead_m`` in front of the defender (car 1) while weaving across the corridor (line_track's y)."""
+
+    def __init__(self, env: BatchedEnv, ahead_m: float, amplitude_m: float, period_s: float, seed: int) -> None:
+        self.env, self.ahead_m, self.amplitude_m, self.period_s = env, ahead_m, amplitude_m, period_s
+        self.phase = np.random.default_rng(seed).uniform(0.0, 2.0 * np.pi, env.num_envs)
+        self.limit = env.vehicle.s_max
+
+    def act(self, state: np.ndarray, scans: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        env = self.env
+        attacker, defender = env.state[:, 0], env.state[:, 1]
+        t = env.episode_step * env.env_timestep_s
+        target_y = self.amplitude_m * np.sin(2.0 * np.pi * t / self.period_s + self.phase)
+        heading_error = np.arctan2(target_y - attacker[:, 1], 0.4) - attacker[:, 4]  # aim 0.4 m ahead
+        steer = np.clip(3.0 * heading_error, -self.limit, self.limit)
+        gap_m = defender[:, 0] + self.ahead_m - attacker[:, 0]
+        speed = np.clip(defender[:, 3] + 1.5 * gap_m, 0.15, env.vehicle.v_max)
+        return np.stack([steer, speed], axis=1)
 
 
 def attacker_driver(kind: str, env: BatchedEnv, args: argparse.Namespace):
@@ -30,6 +53,8 @@ def attacker_driver(kind: str, env: BatchedEnv, args: argparse.Namespace):
         return RandomDriver(env.num_envs, env.vehicle, env.vehicle.v_max, seed=args.seed)
     if kind == "straight":
         return ConstantDriver(env.num_envs, 0.0, args.straight_speed)
+    if kind == "weave":
+        return WeaveAttacker(env, args.weave_ahead, args.weave_amplitude, args.weave_period, args.seed)
     return FTGDriver(env.sim.beam_angles, env.num_envs, ftg_config_for(env.vehicle))
 
 
@@ -64,6 +89,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--attackers", nargs="+", choices=ATTACKERS, default=list(ATTACKERS))
     parser.add_argument("--straight-speed", type=float, default=0.5, help="straight attacker speed (m/s)")
+    parser.add_argument("--weave-ahead", type=float, default=0.9, help="weave attacker lead (m)")
+    parser.add_argument("--weave-amplitude", type=float, default=0.8, help="weave attacker lateral amplitude (m)")
+    parser.add_argument("--weave-period", type=float, default=3.0, help="weave attacker period (s)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rows = [run(kind, args) for kind in args.attackers]

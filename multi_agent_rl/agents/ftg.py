@@ -12,7 +12,9 @@ Per scan (design.md §7):
      ``max_steer_rad`` and, when the speed is given, to what ``max_lateral_accel_mps2`` allows at that speed;
   6. pick the speed that can still stop within the free distance ahead (``braking_decel_mps2``, minus
      ``stop_margin_m``), no faster than the lateral-acceleration limit of the chosen steering, clipped to
-     [``min_speed_mps``, ``max_speed_mps``].
+     [``min_speed_mps``, ``max_speed_mps``]: like the classic FTG it keeps creeping at ``min_speed_mps`` even when
+     blocked (so it can be forced into a wall, which is what the gaplock attacker is for), unless
+     ``stop_when_blocked`` stops it once the free distance ahead is down to ``stop_margin_m``.
 With no gap at all it steers toward the longest beam at ``min_speed_mps``.
 
 The core is :func:`follow_the_gap`, a pure function; :class:`FollowTheGap` keeps the steering filter's state
@@ -51,8 +53,9 @@ class FTGConfig:
     ahead_half_angle_rad: float = 0.12  # the free distance ahead is the minimum over beams within this angle
     braking_decel_mps2: float = 1.5  # speed = sqrt(2 * decel * (free distance ahead - stop margin))
     stop_margin_m: float = 0.4  # distance kept to whatever is ahead when stopped
-    min_speed_mps: float = 0.2  # speed floor (creeping keeps a blocked car able to turn away)
+    min_speed_mps: float = 0.2  # speed floor while there is room ahead (creeping lets a hemmed-in car turn away)
     max_speed_mps: float = 1.0  # speed cap
+    stop_when_blocked: bool = False  # stop when the free distance ahead is <= stop_margin_m (False: keep creeping)
 
     def __post_init__(self) -> None:
         positive = (
@@ -121,6 +124,7 @@ class _Kernel(NamedTuple):
     stop_margin_m: float
     min_speed_mps: float
     max_speed_mps: float
+    stop_when_blocked: bool
 
 
 def _kernel_args(config: FTGConfig, beam_angles_rad: np.ndarray) -> _Kernel:
@@ -157,6 +161,7 @@ def _kernel_args(config: FTGConfig, beam_angles_rad: np.ndarray) -> _Kernel:
         stop_margin_m=config.stop_margin_m,
         min_speed_mps=config.min_speed_mps,
         max_speed_mps=config.max_speed_mps,
+        stop_when_blocked=config.stop_when_blocked,
     )
 
 
@@ -240,12 +245,17 @@ def _ftg_batch(scans, angles, speeds, has_speed, k, prev_steer, work, out):
                 limit = min(limit, math.atan(k.max_lateral_accel_mps2 * k.wheelbase_m / v2))
         steer = min(max(steer, -limit), limit)
         prev_steer[e] = steer
-        # 6. speed: stop within the free distance ahead, respect the lateral limit of this steering angle
-        speed = math.sqrt(2.0 * k.braking_decel_mps2 * max(ahead - k.stop_margin_m, 0.0))
-        tan_steer = math.tan(abs(steer))
-        if tan_steer > 1e-9:
-            speed = min(speed, math.sqrt(k.max_lateral_accel_mps2 * k.wheelbase_m / tan_steer))
-        speed = min(max(speed, k.min_speed_mps), speed_cap)
+        # 6. speed: stop within the free distance ahead, respect the lateral limit of this steering angle; the speed
+        # floor keeps a blocked car creeping (classic FTG, which an adversary can push into a wall) unless told to stop
+        room = ahead - k.stop_margin_m
+        if room <= 0.0 and k.stop_when_blocked:
+            speed = 0.0
+        else:
+            speed = math.sqrt(2.0 * k.braking_decel_mps2 * max(room, 0.0))
+            tan_steer = math.tan(abs(steer))
+            if tan_steer > 1e-9:
+                speed = min(speed, math.sqrt(k.max_lateral_accel_mps2 * k.wheelbase_m / tan_steer))
+            speed = min(max(speed, k.min_speed_mps), speed_cap)
         out[e, 0] = steer
         out[e, 1] = speed
 

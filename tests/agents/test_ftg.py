@@ -53,12 +53,24 @@ def test_obstacle_ahead_left_makes_it_turn_right():
     assert actions[0, 0] < -0.05
 
 
-def test_blocked_ahead_slows_to_the_floor():
+def test_close_obstacle_ahead_slows_to_the_floor():
     cfg = FTGConfig()
     scan = corridor_scan(1.3, 1.3)
-    scan[0, np.abs(ANGLES) < 0.3] = cfg.stop_margin_m
+    scan[0, np.abs(ANGLES) < 0.3] = cfg.stop_margin_m + 0.01
     actions, _ = follow_the_gap(scan, ANGLES, cfg, np.zeros(1))
     assert actions[0, 1] == pytest.approx(cfg.min_speed_mps)
+
+
+@pytest.mark.parametrize("stop, speed", [(False, FTGConfig().min_speed_mps), (True, 0.0)])
+def test_boxed_in_it_creeps_like_the_classic_ftg_or_stops_when_told(stop, speed):
+    """Facing a wall closer than the stop margin with no gap anywhere: the classic FTG creeps on (an adversary can
+    push it into the wall); ``stop_when_blocked`` stops it instead."""
+    cfg = FTGConfig(stop_when_blocked=stop)
+    scan = np.full((1, ANGLES.size), 0.3, np.float32)
+    scan[0, ANGLES > 1.0] = 1.0  # the longest beams, to the left
+    actions, _ = follow_the_gap(scan, ANGLES, cfg, np.zeros(1))
+    assert actions[0, 1] == speed
+    assert actions[0, 0] > 0.0  # steering toward the longest beams
 
 
 def test_steering_is_limited_at_speed():

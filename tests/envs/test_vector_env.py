@@ -114,3 +114,25 @@ def test_shared_normaliser_learns_in_training_and_freezes_in_eval():
     np.testing.assert_array_equal(norm.mean, frozen["mean"])
     evaluation = VectorRacingEnv(CONFIG, num_envs=1, normalizer=norm)
     assert evaluation.normalizer is norm
+
+
+def test_a_done_car_stops_and_earns_nothing_while_its_rival_drives_on():
+    """Head-to-head racing in the array core: car_0 crashes into the wall, car_1 keeps racing; car_0 then gets a
+    stop command whatever it is sent, and zero reward, until the copy resets."""
+    from multi_agent_rl.envs import BatchedEnv, racing_env_config
+
+    env = BatchedEnv(racing_env_config(num_cars=2), num_envs=1, seed=0)
+    env.reset()
+    actions = np.array([[[0.4, 2.0], [0.0, 2.0]]])  # car_0 (left slot of grid_2) steers hard left into the wall
+    for _ in range(300):
+        result = env.step(actions)
+        if result.terminated[0, 0]:
+            break
+    assert result.terminated[0, 0] and env.outcome_name(result.outcome[0, 0]) == "collision"
+    assert env.active.tolist() == [[False, True]]
+    pose = env.state[0, 0, [0, 1, 4]].copy()
+    for _ in range(50):
+        result = env.step(actions)
+        assert result.rewards[0, 0] == 0.0 and not result.terminated[0, 0]
+    np.testing.assert_allclose(env.state[0, 0, [0, 1, 4]], pose, atol=1e-3)
+    assert env.state[0, 1, 0] > pose[0] + 1.0 and not env.done()[0]
