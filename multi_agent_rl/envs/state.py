@@ -31,7 +31,8 @@ def capture_state(obj: Any) -> dict[str, Any]:
 
 
 def restore_state(obj: Any, state: dict[str, Any]) -> None:
-    """Write a state from :func:`capture_state` back into ``obj`` (built from the same config), in place.
+    """Write a state from :func:`capture_state` back into ``obj`` (built from the same config and reset once, so
+    its buffers and views exist), in place.
 
     Raises:
         ValueError: when the state does not fit the object (another config, another number of copies).

@@ -23,6 +23,7 @@ import typing
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 SPECIAL_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
 
@@ -33,11 +34,31 @@ class ConfigError(ValueError):
 
 def check_config(cfg: DictConfig, root: str = "") -> None:
     """Raise :class:`ConfigError` for the first unknown key or wrongly typed value under ``cfg``."""
+    # Nodes that only repeat another node (agents.car_0: ${agent}) are checked where the user writes them.
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    aliases = {key for key, value in _walk(raw, root) if isinstance(value, str) and _is_node_alias(value)}
     try:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        key = _full_key(err)
+        raise ConfigError(f"{key}: needs a value (???), e.g. {key}=... on the command line") from None
     except Exception as err:  # noqa: BLE001 - OmegaConf raises several kinds for a bad interpolation
         raise ConfigError(f"{_full_key(err) or root or 'config'}: {_first_line(err)}") from None
-    _check_node(resolved, root)
+    _check_node(resolved, root, aliases)
+
+
+def _walk(node: Any, key: str):
+    """(full key, value) of every entry of a nested container."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            child = f"{key}.{name}" if key else str(name)
+            yield child, value
+            yield from _walk(value, child)
+
+
+def _is_node_alias(value: str) -> bool:
+    """``${agent}``-style: the whole value is one interpolation of a config node."""
+    return value.startswith("${") and value.endswith("}") and value.count("${") == 1 and ":" not in value
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -55,16 +76,18 @@ def target_class(path: str, key: str) -> Any:
         raise ConfigError(f"{key}._target_: cannot import {path!r}") from None
 
 
-def _check_node(node: Any, key: str) -> None:
+def _check_node(node: Any, key: str, aliases: frozenset[str] | set[str] = frozenset()) -> None:
+    if key in aliases:
+        return
     if isinstance(node, dict):
         if "_target_" in node:
             _check_target(node, key)
         for name, value in node.items():
             if name not in SPECIAL_KEYS:
-                _check_node(value, f"{key}.{name}" if key else str(name))
+                _check_node(value, f"{key}.{name}" if key else str(name), aliases)
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            _check_node(value, f"{key}[{i}]")
+            _check_node(value, f"{key}[{i}]", aliases)
 
 
 def _check_target(node: dict, key: str) -> None:

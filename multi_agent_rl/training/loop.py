@@ -295,6 +295,7 @@ class TrainingLoop:
         states, _ = load_checkpoint(checkpoint)
         self.agent.load_state_dict(states[self.agent_id])
         loop = states[LOOP_STATE]
+        self.env.reset(seed=self.seed)  # sets up every internal view; the restore then overwrites the state
         restore_state(self.env, loop["env"])
         self._obs = loop["obs"]
         self.global_step = loop["global_step"]
