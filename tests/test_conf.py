@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -85,7 +84,7 @@ def test_launcher_presets_compose(launcher):
 
 @pytest.mark.skipif(not RACETRACK.is_file(), reason="shared race tracks not present")
 def test_env_map_takes_a_real_track(tmp_path):
-    cfg = compose_train(["task=racing", "vehicle=f1tenth", f"env=map", f"env.map_path={RACETRACK}",
+    cfg = compose_train(["task=racing", "vehicle=f1tenth", "env=map", f"env.map_path={RACETRACK}",
                          "training.num_envs=2"])
     run = build_run(cfg, tmp_path)
     assert run.env.batch.core.track.name == "Spielberg"
