@@ -217,3 +217,29 @@ def test_loop_module_exposes_the_original_api_names():
     )
 
     assert loop_module.TrainingLoop is TrainingLoop
+
+
+@pytest.mark.parametrize("script", ["train_ppo_simple.py", "train_td3_simple.py"])
+def test_python_api_examples_run_as_written(script, tmp_path):
+    result = run_cli([str(REPO / "scripts" / "examples" / script), "--total-timesteps", "2048",
+                      "--run-dir", str(tmp_path / "run")], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "eval/success_rate" in result.stdout
+    assert (tmp_path / "run" / "checkpoints" / "last" / "metadata.json").is_file()
+
+
+def test_summarize_a_multirun(tmp_path):
+    from scripts.summarize import bootstrap_ci, main
+
+    assert bootstrap_ci(np.array([0.5, 0.5, 0.5])) == (0.5, 0.5)
+    low, high = bootstrap_ci(np.array([0.0, 1.0, 0.0, 1.0, 1.0]))
+    assert 0.0 <= low < 0.6 < high <= 1.0
+    result = run_cli([str(REPO / "scripts" / "train.py"), "-m", "debug=default", "seed=0,1", "agent=ppo,td3",
+                      f"hydra.sweep.dir={tmp_path}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = main([str(tmp_path), "--metric", "eval/car_0/mean_reward", "--thresholds", "-100"])
+    assert [(r["config"], r["seeds"]) for r in rows] == [("agent=ppo debug=default", 2),
+                                                         ("agent=td3 debug=default", 2)]
+    assert all(r["ci_low"] <= r["final_mean"] <= r["ci_high"] for r in rows)
+    assert all(r["thresholds"]["-100.0"]["reached"] == "2/2" for r in rows)
+    assert (tmp_path / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
