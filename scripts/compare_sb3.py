@@ -465,12 +465,12 @@ def run_ours(preset: Preset, env_id: str, total: int, seed: int) -> dict[str, fl
 
     env = make_vector_env(env_id, preset.num_envs, preset.normalize_gamma)
     agent_class, config = preset.ours(total)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     agent = agent_class(
         env.single_observation_space, env.single_action_space, config, preset.num_envs, "cpu", seed
     )
     stats = train(agent, env, vector_steps(preset, total), seed=seed)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     normalize = env.normalize if isinstance(env, NormalizeVector) else (lambda obs: obs)
 
     def policy(obs: np.ndarray, episode_start: bool) -> np.ndarray:
@@ -478,15 +478,20 @@ def run_ours(preset: Preset, env_id: str, total: int, seed: int) -> dict[str, fl
             agent.reset(None, deterministic=True)
         return agent.act(obs, deterministic=True)
 
-    return {"return": evaluate(policy, env_id, normalize), "env_steps": stats.env_steps, "wall_s": wall}
+    return {
+        "return": evaluate(policy, env_id, normalize),
+        "env_steps": stats.env_steps,
+        "wall_s": wall,
+        "cpu_s": cpu,
+    }
 
 
 def run_sb3(preset: Preset, env_id: str, total: int, seed: int) -> dict[str, float]:
     env = make_vector_env(env_id, preset.num_envs, preset.normalize_gamma)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model = preset.sb3(sb3_vec_env(env), total, seed)
     model.learn(total_timesteps=total)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     normalize = env.normalize if isinstance(env, NormalizeVector) else (lambda obs: obs)
     state: list[Any] = [None]
 
@@ -496,11 +501,18 @@ def run_sb3(preset: Preset, env_id: str, total: int, seed: int) -> dict[str, flo
         )
         return action
 
-    return {"return": evaluate(policy, env_id, normalize), "env_steps": model.num_timesteps, "wall_s": wall}
+    return {
+        "return": evaluate(policy, env_id, normalize),
+        "env_steps": model.num_timesteps,
+        "wall_s": wall,
+        "cpu_s": cpu,
+    }
 
 
 def worker(args: argparse.Namespace) -> None:
     import torch
+
+    import multi_agent_rl
 
     threads = args.threads_ours if args.side == "ours" else args.threads_sb3
     if threads > 0:
@@ -508,7 +520,9 @@ def worker(args: argparse.Namespace) -> None:
     preset = PRESETS[(args.algo, args.env)]
     run = run_ours if args.side == "ours" else run_sb3
     result = run(preset, args.env, args.steps, args.seed)
-    result.update(side=args.side, seed=args.seed, torch_threads=torch.get_num_threads())
+    result.update(
+        side=args.side, seed=args.seed, torch_threads=torch.get_num_threads(), module=multi_agent_rl.__file__
+    )
     print(json.dumps(result), flush=True)
 
 
