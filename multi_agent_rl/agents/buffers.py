@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from numba import njit
 
 # --- generalized advantage estimation -----------------------------------------------------------------------
 
@@ -231,17 +232,50 @@ class ReplayBuffer:
 # --- prioritized replay -------------------------------------------------------------------------------------
 
 
+@njit(cache=True)
+def _sum_tree_update(sums, mins, leaves, priorities, num_leaves):  # pragma: no cover (compiled)
+    """Write leaf priorities in order (a repeated leaf keeps its last value), then refresh each ancestor."""
+    for i in range(len(leaves)):
+        node = leaves[i] + num_leaves
+        sums[node] = priorities[i]
+        mins[node] = priorities[i]
+        node //= 2
+        while node >= 1:
+            left, right = sums[2 * node], sums[2 * node + 1]
+            sums[node] = left + right
+            mins[node] = min(mins[2 * node], mins[2 * node + 1])
+            node //= 2
+
+
+@njit(cache=True)
+def _sum_tree_find(sums, prefix_sums, num_leaves):  # pragma: no cover (compiled)
+    """Descend from the root for each prefix sum: left if it falls inside the left subtree's mass."""
+    leaves = np.empty(len(prefix_sums), dtype=np.int64)
+    for i in range(len(prefix_sums)):
+        remaining = prefix_sums[i]
+        node = 1
+        while node < num_leaves:
+            left = 2 * node
+            if remaining >= sums[left]:
+                remaining -= sums[left]
+                node = left + 1
+            else:
+                node = left
+        leaves[i] = node - num_leaves
+    return leaves
+
+
 class SumTree:
     """Binary tree over ``capacity`` leaf priorities holding subtree sums and minima, in flat arrays.
 
     Node 1 is the root, node i has children 2i and 2i+1, leaves start at ``num_leaves`` (a power of two).
-    Updates and prefix-sum searches walk one level at a time for a whole batch: O(B log n) numpy work.
+    An update walks from each changed leaf to the root and a search from the root to a leaf: O(log n) each,
+    compiled with numba so a batch of 32-256 costs microseconds rather than one numpy call per tree level.
     """
 
     def __init__(self, capacity: int):
         self.capacity = int(capacity)
         self.num_leaves = 1 << max(0, int(np.ceil(np.log2(max(capacity, 1)))))
-        self.depth = int(np.log2(self.num_leaves))
         self.sums = np.zeros(2 * self.num_leaves, dtype=np.float64)
         self.mins = np.full(2 * self.num_leaves, np.inf, dtype=np.float64)
 
@@ -254,34 +288,14 @@ class SumTree:
         return float(self.mins[1])
 
     def update(self, leaves: np.ndarray, priorities: np.ndarray) -> None:
-        """Set leaf priorities (duplicates: the last one wins) and refresh their ancestors."""
-        leaves = np.asarray(leaves, dtype=np.int64)
-        priorities = np.asarray(priorities, dtype=np.float64)
-        # keep the last occurrence of each duplicated leaf so the result does not depend on numpy's write
-        # order
-        _, last_first = np.unique(leaves[::-1], return_index=True)
-        keep = len(leaves) - 1 - last_first
-        nodes = leaves[keep] + self.num_leaves
-        self.sums[nodes] = priorities[keep]
-        self.mins[nodes] = priorities[keep]
-        for _ in range(self.depth):
-            # duplicate parents are harmless: each copy writes the same sum of the same two children
-            nodes = nodes >> 1
-            left, right = 2 * nodes, 2 * nodes + 1
-            self.sums[nodes] = self.sums[left] + self.sums[right]
-            self.mins[nodes] = np.minimum(self.mins[left], self.mins[right])
+        """Set leaf priorities (for a leaf given twice, the last value wins) and refresh their ancestors."""
+        leaves = np.ascontiguousarray(leaves, dtype=np.int64)
+        priorities = np.ascontiguousarray(priorities, dtype=np.float64)
+        _sum_tree_update(self.sums, self.mins, leaves, priorities, self.num_leaves)
 
     def find(self, prefix_sums: np.ndarray) -> np.ndarray:
         """Leaf index i for each prefix sum s with sum(p[:i]) <= s < sum(p[:i+1])."""
-        remaining = np.asarray(prefix_sums, dtype=np.float64).copy()
-        nodes = np.ones(len(remaining), dtype=np.int64)
-        for _ in range(self.depth):
-            left = 2 * nodes
-            left_sums = self.sums[left]
-            go_right = remaining >= left_sums
-            remaining = np.where(go_right, remaining - left_sums, remaining)
-            nodes = np.where(go_right, left + 1, left)
-        return nodes - self.num_leaves
+        return _sum_tree_find(self.sums, np.ascontiguousarray(prefix_sums, dtype=np.float64), self.num_leaves)
 
     def leaf_values(self, leaves: np.ndarray) -> np.ndarray:
         return self.sums[np.asarray(leaves) + self.num_leaves]

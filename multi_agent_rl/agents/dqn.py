@@ -18,11 +18,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .base import DISCRETE, Agent, Capabilities, Transition, load_module_state, module_state, seeded_torch
 from .buffers import ReplayBuffer, ReplaySample
-from .networks import freeze, mlp, polyak_update
+from .networks import clip_grad_norm, freeze, mlp, polyak_update
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,8 @@ class DQN(Agent):
                 self.obs_dim, tuple(cfg.hidden_sizes), self.actions.num_actions, activation=cfg.activation
             ).to(self.device)
         self.target_network = freeze(copy.deepcopy(self.q_network))
-        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=cfg.learning_rate, fused=True)
+        self.params = list(self.q_network.parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, fused=True)
         self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (), discrete=True)
         self._steps_since_train = 0  # vector steps stored since the last training phase
         self._steps_since_target_update = 0  # vector steps stored since the last target update
@@ -210,7 +210,7 @@ class DQN(Agent):
         loss = F.smooth_l1_loss(q_taken, target_q)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.q_network.parameters(), self.config.max_grad_norm, foreach=True)
+        clip_grad_norm(self.params, self.config.max_grad_norm)
         self.optimizer.step()
         return torch.stack([loss.detach(), q_taken.detach().mean()])
 

@@ -40,6 +40,44 @@ def layer_init(layer: nn.Linear, gain: float = math.sqrt(2.0), bias: float = 0.0
     return layer
 
 
+ACTIVATION_FUNCTIONS = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "elu": F.elu,
+    "gelu": F.gelu,
+    "leaky_relu": F.leaky_relu,
+}
+
+
+class MLP(nn.Sequential):
+    """Linear and activation layers, stored as an ``nn.Sequential`` (indexable, same state-dict keys) but run
+    through a flat loop of ``F.linear`` and activation calls: small RL networks spend more time in per-module
+    call overhead than in arithmetic, and acting and training call them hundreds of thousands of times."""
+
+    def __init__(self, *layers: nn.Module):
+        super().__init__(*layers)
+        # (linear layer or None, activation function or None) pairs, in order
+        plan: list[tuple[nn.Linear | None, object]] = []
+        for layer in self:
+            if isinstance(layer, nn.Linear):
+                plan.append((layer, None))
+                continue
+            name = next(key for key, cls in ACTIVATIONS.items() if isinstance(layer, cls))
+            if plan and plan[-1][1] is None:
+                plan[-1] = (plan[-1][0], ACTIVATION_FUNCTIONS[name])
+            else:
+                plan.append((None, ACTIVATION_FUNCTIONS[name]))
+        self._plan = plan
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for linear, activation in self._plan:
+            if linear is not None:
+                x = F.linear(x, linear.weight, linear.bias)
+            if activation is not None:
+                x = activation(x)
+        return x
+
+
 def mlp(
     in_dim: int,
     hidden_sizes: Sequence[int],
@@ -47,12 +85,12 @@ def mlp(
     activation: str = "tanh",
     ortho_init: bool = False,
     out_gain: float = 1.0,
-) -> nn.Sequential:
+) -> MLP:
     """Linear+activation blocks of ``hidden_sizes``, then an optional linear output layer (no activation).
 
     With ``ortho_init`` hidden layers get orthogonal weights with gain sqrt(2) and the output layer
-    ``out_gain``;
-    otherwise PyTorch's default (uniform fan-in) init is kept, as SB3 does for its off-policy networks.
+    ``out_gain``; otherwise PyTorch's default (uniform fan-in) init is kept, as SB3 does for its off-policy
+    networks.
     """
     act = activation_class(activation)
     layers: list[nn.Module] = []
@@ -64,7 +102,7 @@ def mlp(
     if out_dim is not None:
         linear = nn.Linear(size, out_dim)
         layers.append(layer_init(linear, out_gain) if ortho_init else linear)
-    return nn.Sequential(*layers)
+    return MLP(*layers)
 
 
 def output_size(hidden_sizes: Sequence[int], in_dim: int) -> int:
@@ -206,10 +244,10 @@ class TwinQCritic(nn.Module):
         self.q1 = mlp(obs_dim + action_dim, hidden_sizes, 1, activation=activation)
         self.q2 = mlp(obs_dim + action_dim, hidden_sizes, 1, activation=activation)
 
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """(B, obs_dim), (B, A) -> (2, B) Q-values."""
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, obs_dim), (B, A) -> Q_1, Q_2, each (B,)."""
         x = torch.cat([obs, actions], dim=-1)
-        return torch.stack([self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)])
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
 
     def first(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Q_1 alone, (B,): the TD3 actor's objective."""
@@ -244,8 +282,8 @@ class NoisyLinear(nn.Module):
     def forward(self, x: torch.Tensor, noisy: bool = True) -> torch.Tensor:
         if not noisy:
             return F.linear(x, self.weight_mu, self.bias_mu)
-        weight = self.weight_mu + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
-        return F.linear(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
+        weight = torch.addcmul(self.weight_mu, self.weight_sigma, torch.outer(self.eps_out, self.eps_in))
+        return F.linear(x, weight, torch.addcmul(self.bias_mu, self.bias_sigma, self.eps_out))
 
 
 class RainbowQNetwork(nn.Module):
@@ -297,9 +335,14 @@ class RainbowQNetwork(nn.Module):
         return torch.log_softmax(logits, dim=-1)
 
     def reset_noise(self, generator: torch.Generator) -> None:
-        for module in self.modules():
-            if isinstance(module, NoisyLinear):
-                module.reset_noise(generator)
+        """Fresh factorised noise for every noisy layer, drawn in one call for the whole network."""
+        layers = [module for module in self.modules() if isinstance(module, NoisyLinear)]
+        if not layers:
+            return
+        buffers = [eps for layer in layers for eps in (layer.eps_in, layer.eps_out)]
+        x = torch.randn(sum(b.numel() for b in buffers), generator=generator, device=buffers[0].device)
+        scaled = x.sign() * x.abs().sqrt()
+        torch._foreach_copy_(buffers, list(scaled.split([b.numel() for b in buffers])))
 
 
 def project_distribution(
@@ -387,3 +430,15 @@ def freeze(module: nn.Module) -> nn.Module:
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     return module
+
+
+def clip_grad_norm(parameters: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale all gradients so their global L2 norm is at most ``max_norm``; returns the norm before clipping.
+
+    Same result as ``torch.nn.utils.clip_grad_norm_`` (1e-6 in the denominator included) in four tensor ops,
+    without its per-call grouping and checks, which cost more than the arithmetic for small networks.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp(max=1.0))
+    return total

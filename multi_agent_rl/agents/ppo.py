@@ -31,6 +31,7 @@ from .networks import (
     DiagGaussianHead,
     StateDependentNoiseHead,
     categorical_log_prob_entropy,
+    clip_grad_norm,
     gaussian_entropy,
     gaussian_log_prob,
     layer_init,
@@ -167,7 +168,7 @@ class PPO(Agent):
             *self.actor_head.parameters(),
             *self.critic.parameters(),
         ]
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, foreach=True)
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         if self.discrete:
             action_shape: tuple[int, ...] = ()
         else:
@@ -275,10 +276,12 @@ class PPO(Agent):
         stats: list[torch.Tensor] = []  # per minibatch: policy, value, entropy loss, approx kl, clip fraction
         stop_early = False
         for _ in range(cfg.update_epochs):
+            # one gather per field and epoch; the minibatches are then contiguous slices (views)
             order = torch.from_numpy(self.np_rng.permutation(batch_size))
+            shuffled = {name: tensor[order] for name, tensor in data.items()}
             for start in range(0, batch_size, cfg.minibatch_size):
-                index = order[start : start + cfg.minibatch_size]
-                step_stats = self._minibatch_step({k: v[index] for k, v in data.items()}, clip_coef)
+                end = start + cfg.minibatch_size
+                step_stats = self._minibatch_step({k: v[start:end] for k, v in shuffled.items()}, clip_coef)
                 if step_stats is None:
                     stop_early = True
                     break
@@ -303,7 +306,7 @@ class PPO(Agent):
         loss, stats = result
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm, foreach=True)
+        clip_grad_norm(self.params, self.config.max_grad_norm)
         self.optimizer.step()
         self.num_updates += 1
         return stats

@@ -16,12 +16,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
 from .base import DISCRETE, Agent, Capabilities, Transition, load_module_state, module_state, seeded_torch
 from .buffers import NStepAccumulator, PrioritizedReplayBuffer, ReplaySample
 from .dqn import DiscreteActionMap, linear_schedule
-from .networks import RainbowQNetwork, freeze, polyak_update, project_distribution
+from .networks import RainbowQNetwork, clip_grad_norm, freeze, polyak_update, project_distribution
 
 
 @dataclass(frozen=True)
@@ -92,9 +91,8 @@ class Rainbow(Agent):
             ).to(self.device)
         self.target_network = freeze(copy.deepcopy(self.q_network))
         self.support = torch.linspace(cfg.v_min, cfg.v_max, cfg.n_atoms, device=self.device)
-        self.optimizer = torch.optim.Adam(
-            self.q_network.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True
-        )
+        self.params = list(self.q_network.parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         self.replay = PrioritizedReplayBuffer(
             cfg.buffer_size, self.obs_dim, (), discrete=True, alpha=cfg.prioritized_replay_alpha
         )
@@ -177,12 +175,21 @@ class Rainbow(Agent):
             "n_updates": float(self.num_updates),
         }
 
-    def target_distribution(self, batch: ReplaySample) -> torch.Tensor:
-        """Projected distribution of r + discount Z'(s', a*), (B, n_atoms); a* by double Q when configured."""
+    def target_distribution(
+        self, batch: ReplaySample, next_log_p_online: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Projected distribution of r + discount Z'(s', a*), (B, n_atoms).
+
+        a* is the greedy action of the online network's ``next_log_p_online`` (double Q; computed here when
+        not given) or, with ``double_q`` off, of the target network itself.
+        """
         with torch.no_grad():
             next_log_p_target = self.target_network(batch.next_obs)
-            chooser = self.q_network(batch.next_obs) if self.config.double_q else next_log_p_target
-            next_actions = self.expected_q(chooser).argmax(dim=1)
+            if not self.config.double_q:
+                next_log_p_online = next_log_p_target
+            elif next_log_p_online is None:
+                next_log_p_online = self.q_network(batch.next_obs)
+            next_actions = self.expected_q(next_log_p_online).argmax(dim=1)
             next_probs = next_log_p_target[torch.arange(len(next_actions)), next_actions].exp()
             bootstrap = batch.discounts * (1.0 - batch.terminated)
             return project_distribution(next_probs, batch.rewards, bootstrap, self.support)
@@ -196,13 +203,16 @@ class Rainbow(Agent):
         if cfg.noisy:
             self.q_network.reset_noise(self.torch_rng)
             self.target_network.reset_noise(self.torch_rng)
-        target = self.target_distribution(batch)
-        log_probs = self.q_network(batch.obs)[torch.arange(len(batch.actions)), batch.actions]
+        # one online pass over s and s' together (same noise); only the s half carries gradients
+        count = len(batch.actions)
+        both = self.q_network(torch.cat([batch.obs, batch.next_obs]))
+        target = self.target_distribution(batch, both[count:].detach())
+        log_probs = both[torch.arange(count), batch.actions]
         cross_entropy = -(target * log_probs).sum(-1)  # (B,): the KL to the target up to a constant
         loss = (sample.weights * cross_entropy).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.q_network.parameters(), cfg.max_grad_norm, foreach=True)
+        clip_grad_norm(self.params, cfg.max_grad_norm)
         self.optimizer.step()
         priorities = cross_entropy.detach().numpy().astype(np.float64) + cfg.prioritized_replay_eps
         self.replay.update_priorities(sample.slots, priorities)

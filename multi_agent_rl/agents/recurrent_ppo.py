@@ -36,6 +36,7 @@ from .networks import (
     LSTMCore,
     StateDependentNoiseHead,
     categorical_log_prob_entropy,
+    clip_grad_norm,
     gaussian_entropy,
     gaussian_log_prob,
     layer_init,
@@ -136,7 +137,7 @@ class RecurrentPPO(Agent):
         for module in self.modules:
             module.to(self.device)
         self.params = [p for module in self.modules for p in module.parameters()]
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, foreach=True)
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         if self.discrete:
             action_shape: tuple[int, ...] = ()
         else:
@@ -347,7 +348,7 @@ class RecurrentPPO(Agent):
         loss, stats = result
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm, foreach=True)
+        clip_grad_norm(self.params, self.config.max_grad_norm)
         self.optimizer.step()
         self.num_updates += 1
         return stats

@@ -155,7 +155,7 @@ class SAC(Agent):
         """Soft TD target from the target critics and a fresh policy sample at s', shape (B,)."""
         with torch.no_grad():
             next_actions, next_log_prob = self.actor(batch.next_obs, self.torch_rng)
-            next_q_min = self.critic_target(batch.next_obs, next_actions).min(dim=0).values
+            next_q_min = torch.minimum(*self.critic_target(batch.next_obs, next_actions))
             return soft_td_target(
                 batch.rewards, batch.discounts, batch.terminated, next_q_min, next_log_prob, alpha
             )
@@ -190,7 +190,7 @@ class SAC(Agent):
         actor_loss = nan
         if update_actor:
             self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not dQ/dtheta
-            min_q_pi = self.critic(batch.obs, actions_pi).min(dim=0).values
+            min_q_pi = torch.minimum(*self.critic(batch.obs, actions_pi))
             actor_loss = (alpha * log_prob_pi - min_q_pi).mean()
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()

@@ -20,6 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .base import CONTINUOUS, Agent, Capabilities, Transition, load_module_state, module_state, seeded_torch
 from .buffers import ReplayBuffer, ReplaySample
@@ -147,7 +148,7 @@ class TD3(Agent):
             noise = torch.randn(batch.actions.shape, generator=self.torch_rng) * cfg.policy_noise
             noise = noise.clamp(-cfg.noise_clip, cfg.noise_clip)
             next_actions = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
-            next_q = self.critic_target(batch.next_obs, next_actions).min(dim=0).values
+            next_q = torch.minimum(*self.critic_target(batch.next_obs, next_actions))
             return batch.rewards + batch.discounts * (1.0 - batch.terminated) * next_q
 
     def _gradient_step(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -155,8 +156,8 @@ class TD3(Agent):
         batch = self.replay.sample(cfg.batch_size, self.np_rng)
         self.num_updates += 1
         target_q = self.td_target(batch)
-        q_values = self.critic(batch.obs, batch.actions)  # (2, B)
-        critic_loss = (q_values - target_q).square().mean(dim=1).sum()  # sum of the two critics' MSE
+        q1, q2 = self.critic(batch.obs, batch.actions)
+        critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
