@@ -101,6 +101,14 @@ def build_run(cfg: DictConfig, run_dir: str | Path | None = None) -> Run:
 
         run_dir = HydraConfig.get().runtime.output_dir
     run_dir = Path(run_dir)
+    if (run_dir / "checkpoints" / "last").is_dir() and (run_dir / RESOLVED_CONFIG).is_file():
+        # The same job started again in its own directory (a SLURM requeue after a timeout, a rerun of a sweep
+        # job): continue it. A different config never overwrites a run.
+        if config_hash(OmegaConf.load(run_dir / RESOLVED_CONFIG)) != config_hash(cfg):
+            raise ConfigError(f"hydra.run.dir: {run_dir} already holds a run with another config; pick a new "
+                              "directory, or resume=<that dir> to continue it")
+        log.info("%s already holds this run: resuming it", run_dir)
+        return _resume(run_dir)
     run = _build(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))

@@ -109,6 +109,28 @@ def test_resume_is_bit_for_bit(agent, tmp_path):
     assert (killed_dir / ".hydra_resume").exists() or True  # written only through the CLI
 
 
+def test_the_same_job_started_again_resumes_and_another_config_is_refused(tmp_path):
+    cfg = compose_train(["debug=default"])
+    first = build_run(cfg, tmp_path)
+    first.loop.run()
+    again = build_run(compose_train(["debug=default"]), tmp_path)  # e.g. a SLURM requeue of the same job
+    assert again.loop.global_step == 1024  # continued from checkpoints/last, nothing overwritten
+    with pytest.raises(ConfigError, match="already holds a run with another config"):
+        build_run(compose_train(["debug=default", "seed=5"]), tmp_path)
+
+
+@pytest.mark.parametrize("agent", ["ppo", "td3", "sac", "recurrent_ppo", "dqn", "rainbow"])
+def test_debug_run_of_every_learning_agent(agent, tmp_path):
+    overrides = [f"agent={agent}", "debug=default", "training.video_every_evals=2"]
+    if agent in ("dqn", "rainbow"):
+        overrides.append("agent.config.action_set=[[-1,1],[0,1],[1,1],[0,0.2]]")
+    train(compose_train(overrides), run_dir=tmp_path)
+    acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    assert any(tag.startswith("train/car_0/") for tag in acc.Tags()["scalars"])  # it learned
+    assert acc.Images("eval/car_0/video")[0].encoded_image_string[:6] == b"GIF89a"  # second evaluation's video
+
+
 BAD_OVERRIDES = [
     (["+agent.config.learning_rat=0.1"], "agent.config.learning_rat: unknown key for PPOConfig"),
     (["agent.config.learning_rate=fast"], "agent.config.learning_rate: expected a float, got 'fast'"),
