@@ -62,7 +62,7 @@ _SQRT2_PX = 1.4143  # sqrt(2) rounded up
 
 
 @njit(cache=True)
-def _first_wall_crossing(dist, u0, v0, du, dv, t_free, t_wall):
+def first_wall_crossing(dist, u0, v0, du, dv, t_free, t_wall):
     """Walk the pixels from t_free (a free point) to t_wall (in a wall); return where the first wall pixel starts."""
     u = u0 + t_free * du
     v = v0 + t_free * dv
@@ -101,7 +101,7 @@ def _march_beams(dist, u0, v0, du, dv, max_px, out_px):
 
     All rays advance one step per round ("wavefront" order), so the steps of different rays are independent and
     the CPU overlaps their memory lookups instead of waiting on one ray's chain of dependent loads. Rays leave the
-    active list when they land in a wall or pass max_px; each one is then refined by ``_first_wall_crossing``.
+    active list when they land in a wall or pass max_px; each one is then refined by ``first_wall_crossing``.
     """
     h, w = dist.shape
     count = du.shape[0]
@@ -151,11 +151,11 @@ def _march_beams(dist, u0, v0, du, dv, max_px, out_px):
             u = u0 + max_px * du[i]
             v = v0 + max_px * dv[i]
             if u < 0.0 or v < 0.0 or u >= w or v >= h or dist[int(v), int(u)] == 0.0:
-                out_px[i] = _first_wall_crossing(dist, u0, v0, du[i], dv[i], walk_from, max_px)
+                out_px[i] = first_wall_crossing(dist, u0, v0, du[i], dv[i], walk_from, max_px)
             else:
                 out_px[i] = max_px
         else:
-            out_px[i] = min(_first_wall_crossing(dist, u0, v0, du[i], dv[i], walk_from, t[i]), max_px)
+            out_px[i] = min(first_wall_crossing(dist, u0, v0, du[i], dv[i], walk_from, t[i]), max_px)
 
 
 @njit(cache=True)

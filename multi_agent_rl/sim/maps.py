@@ -193,6 +193,11 @@ class TrackMap:
         dist.setflags(write=False)
         return dist
 
+    def kernel_args(self) -> tuple:
+        """The map as the numba kernels take it: (distance_px, origin x, origin y, cos yaw, sin yaw, resolution)."""
+        ox, oy, yaw = self.origin
+        return (self.distance_px, ox, oy, math.cos(yaw), math.sin(yaw), self.resolution_m)
+
     def world_to_map(self, xy: np.ndarray) -> np.ndarray:
         """World points (..., 2) in metres to map-frame points in pixel units (x right, y up)."""
         ox, oy, yaw = self.origin

@@ -232,9 +232,7 @@ class Simulator:
         self.beam_angles = angles
         self._beam_cos = np.cos(angles)
         self._beam_sin = np.sin(angles)
-        self._dist = track.distance_px
-        ox, oy, yaw = track.origin
-        self._map = (self._dist, ox, oy, math.cos(yaw), math.sin(yaw), track.resolution_m)
+        self._map = track.kernel_args()
 
         self._state = np.zeros((num_envs, num_cars, STATE_SIZE))
         self._prev = np.zeros_like(self._state)

@@ -43,7 +43,7 @@ from numba import njit
 
 from multi_agent_rl.sim.maps import TrackMap
 from multi_agent_rl.tasks.base import Start, Task, TaskStep
-from multi_agent_rl.tasks.geometry import map_args, ray_distance_m
+from multi_agent_rl.tasks.geometry import ray_distance_m
 
 GAPLOCK_OUTCOMES = (
     "",
@@ -351,7 +351,7 @@ class GaplockTask(Task):
         self._speeds = np.asarray(config.attacker_start_speeds_mps, dtype=np.float64)
         r = config.rewards
         self.rewards_config = r
-        self._map = map_args(track)
+        self._map = track.kernel_args()
         self._geo = (r.pocket_ahead_m, r.pocket_lateral_m, r.pocket_range_m, r.clearance_range_m)
         self._weights = np.array([r.pocket, r.clearance, r.bearing])
         self._terminal_w = np.array([getattr(r, n) for n in TERMINAL_TERMS])

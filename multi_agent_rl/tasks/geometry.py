@@ -7,7 +7,8 @@ import math
 import numpy as np
 from numba import njit
 
-from multi_agent_rl.sim.maps import Polyline, TrackMap
+from multi_agent_rl.sim.lidar import first_wall_crossing
+from multi_agent_rl.sim.maps import Polyline
 
 
 def segments_cross(p0: np.ndarray, p1: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -88,13 +89,6 @@ def _project(xy, starts, vectors, lengths, cumulative, out):
         out[k] = best_s
 
 
-def map_args(track: TrackMap) -> tuple:
-    """The map as the flat tuple the numba ray caster takes: (dist_px, origin x, origin y, cos yaw, sin yaw,
-    res)."""
-    ox, oy, yaw = track.origin
-    return (track.distance_px, ox, oy, math.cos(yaw), math.sin(yaw), track.resolution_m)
-
-
 @njit(cache=True)
 def ray_distance_m(dist, map_ox, map_oy, map_cos, map_sin, res, x, y, direction, max_range_m):
     """Distance (m) from world point (x, y) along world direction ``direction`` (rad) to where the ray enters the
@@ -110,32 +104,7 @@ def ray_distance_m(dist, map_ox, map_oy, map_cos, map_sin, res, x, y, direction,
     c, s = math.cos(direction), math.sin(direction)
     du = map_cos * c + map_sin * s
     dv = -map_sin * c + map_cos * s
-    max_px = max_range_m / res
     ix, iy = int(math.floor(u0)), int(math.floor(v0))
     if ix < 0 or iy < 0 or ix >= w or iy >= h or dist[iy, ix] == 0.0:
         return 0.0
-    if du > 0.0:
-        step_x, next_x, delta_x = 1, (ix + 1 - u0) / du, 1.0 / du
-    elif du < 0.0:
-        step_x, next_x, delta_x = -1, (ix - u0) / du, -1.0 / du
-    else:
-        step_x, next_x, delta_x = 0, math.inf, math.inf
-    if dv > 0.0:
-        step_y, next_y, delta_y = 1, (iy + 1 - v0) / dv, 1.0 / dv
-    elif dv < 0.0:
-        step_y, next_y, delta_y = -1, (iy - v0) / dv, -1.0 / dv
-    else:
-        step_y, next_y, delta_y = 0, math.inf, math.inf
-    while True:
-        if next_x < next_y:
-            t = next_x
-            ix += step_x
-            next_x += delta_x
-        else:
-            t = next_y
-            iy += step_y
-            next_y += delta_y
-        if t >= max_px:
-            return max_range_m
-        if ix < 0 or iy < 0 or ix >= w or iy >= h or dist[iy, ix] == 0.0:
-            return t * res
+    return first_wall_crossing(dist, u0, v0, du, dv, 0.0, max_range_m / res) * res

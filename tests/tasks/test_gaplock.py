@@ -16,7 +16,6 @@ from multi_agent_rl.tasks.gaplock import (
     GaplockRewardConfig,
     potentials,
 )
-from multi_agent_rl.tasks.geometry import map_args
 from tests.conftest import LINE_TRACK
 
 TRACK = load_map(LINE_TRACK)
@@ -263,7 +262,7 @@ def test_shaping_telescopes_over_an_episode():
         p = potentials(
             s[0, 0],
             s[0, 1],
-            *map_args(TRACK),
+            *TRACK.kernel_args(),
             R.pocket_ahead_m,
             R.pocket_lateral_m,
             R.pocket_range_m,

@@ -170,9 +170,9 @@ def test_racing_env_makes_progress_on_a_shared_race_track():
 
 
 def test_ray_distance_is_exact_on_the_pixel_grid():
-    from multi_agent_rl.tasks.geometry import map_args, ray_distance_m
+    from multi_agent_rl.tasks.geometry import ray_distance_m
 
-    args = map_args(LINE)  # walls at y = +-1.3 m, the start wall at x = -50 m
+    args = LINE.kernel_args()  # walls at y = +-1.3 m, the start wall at x = -50 m
     assert ray_distance_m(*args, 0.0, 0.2, -math.pi / 2, 5.0) == pytest.approx(1.5)
     assert ray_distance_m(*args, 0.0, 0.2, math.pi / 2, 5.0) == pytest.approx(1.1)
     assert ray_distance_m(*args, -49.0, 0.0, math.pi, 5.0) == pytest.approx(1.0)
