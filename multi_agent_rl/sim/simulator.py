@@ -18,6 +18,7 @@ wall and a car in the same step; both flags are then set).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -36,8 +37,7 @@ from multi_agent_rl.sim.dynamics import (
 )
 from multi_agent_rl.sim.lidar import (
     LidarConfig,
-    fill_noise_parallel,
-    fill_noise_serial,
+    fill_noise,
     scan_parallel,
     scan_serial,
 )
@@ -48,6 +48,9 @@ _INTEGRATORS = ("rk4", "euler")
 _STEER_MODES = ("proportional", "bang_bang")
 _PARALLEL_MIN_RAYS = 4096
 """Below this many rays per step the scan runs on the calling thread: waking the pool costs more than it saves."""
+_THREAD_MODES = ("auto", "always", "never")
+_TUNE_EVERY_STEPS = 500
+"""``threads="auto"`` times one serial and one parallel scan this often and keeps the faster until the next check."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,10 @@ class SimConfig:
             when the rate limit allows.
         steer_delay_steps: physics steps between a steering command and its use (0 = none).
         lidar: the scanner.
+        threads: LiDAR scans on numba's thread pool: "always", "never", or "auto" (big batches only, and only
+            while a parallel scan measures faster than a serial one: when another process or the learner's
+            threads want the same cores, a parallel step waits for a descheduled thread and can take several
+            times longer than a serial one).
     """
 
     timestep_s: float = 0.01
@@ -73,6 +80,7 @@ class SimConfig:
     steer_gain_per_s: float = 100.0
     steer_delay_steps: int = 1
     lidar: LidarConfig = field(default_factory=LidarConfig)
+    threads: str = "auto"
 
     def __post_init__(self) -> None:
         if not (self.timestep_s > 0 and math.isfinite(self.timestep_s)):
@@ -90,6 +98,8 @@ class SimConfig:
             )
         if not isinstance(self.steer_delay_steps, int) or self.steer_delay_steps < 0:
             raise ValueError(f"steer_delay_steps must be an integer >= 0, got {self.steer_delay_steps!r}")
+        if self.threads not in _THREAD_MODES:
+            raise ValueError(f"threads must be one of {_THREAD_MODES}, got {self.threads!r}")
 
 
 class SimView(NamedTuple):
@@ -246,10 +256,15 @@ class Simulator:
         self._all_envs = np.arange(num_envs)
         rays = num_envs * num_cars * lidar.num_beams
         threads = _thread_count()
-        self.parallel_scan = threads > 1 and rays >= _PARALLEL_MIN_RAYS
-        """Whether scans and noise run on numba's thread pool (decided once, from the batch size)."""
+        mode = self.config.threads
+        self._can_parallelize = threads > 1 and mode != "never" and (mode == "always" or rays >= _PARALLEL_MIN_RAYS)
+        self._tune = self._can_parallelize and mode == "auto"
+        self.parallel_scan = self._can_parallelize
+        """Whether the last step's scan ran on numba's thread pool."""
+        self._scan_seconds = [0.0, 0.0]  # last timed serial and parallel scan
+        self._steps = 0
         # Enough work items that every thread gets some even with a single car.
-        self._chunks = max(1, -(-2 * threads // (num_envs * num_cars))) if self.parallel_scan else 1
+        self._chunks = max(1, -(-2 * threads // (num_envs * num_cars))) if self._can_parallelize else 1
         self._view = SimView(_readonly(self._state), _readonly(self._scans), _readonly(self._collided))
         self._car_contact_view = _readonly(self._car_contact)
 
@@ -339,8 +354,8 @@ class Simulator:
         if lidar.num_beams == 0:
             return
         if lidar.noise_std_m > 0:
-            fill = fill_noise_parallel if self.parallel_scan and self.num_envs > 1 else fill_noise_serial
-            fill(self._rngs, self._all_envs if env_ids is None else env_ids, self._noise)
+            # Serial: 2.4 ns a sample, and a thread hand-off costs more than it saves under any contention.
+            fill_noise(self._rngs, self._all_envs if env_ids is None else env_ids, self._noise)
         hl, hw = 0.5 * self.vehicle.length, 0.5 * self.vehicle.width
         if env_ids is None:
             state, scans, noise = self._state, self._scans, self._noise
@@ -348,13 +363,23 @@ class Simulator:
             state = self._state[env_ids]
             scans = self._scans[env_ids]
             noise = self._noise[env_ids] if self._noise.size else self._noise
-        kernel = scan_parallel if self.parallel_scan else scan_serial
-        kernel(
-            *self._map, state, self._beam_cos, self._beam_sin, lidar.mount_offset_m, lidar.max_range_m,
-            hl, hw, noise, lidar.noise_std_m, self._chunks, scans,
-        )
+        args = (*self._map, state, self._beam_cos, self._beam_sin, lidar.mount_offset_m, lidar.max_range_m,
+                hl, hw, noise, lidar.noise_std_m, self._chunks, scans)
         if env_ids is not None:
+            scan_serial(*args)  # a few copies: not worth the pool
             self._scans[env_ids] = scans
+            return
+        phase = self._steps % _TUNE_EVERY_STEPS
+        self._steps += 1
+        if self._tune and phase < 2:
+            # Time a serial and then a parallel scan (identical results either way) and keep the faster.
+            started = time.perf_counter()
+            (scan_parallel if phase else scan_serial)(*args)
+            self._scan_seconds[phase] = time.perf_counter() - started
+            if phase:
+                self.parallel_scan = self._scan_seconds[1] < self._scan_seconds[0]
+            return
+        (scan_parallel if self.parallel_scan else scan_serial)(*args)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
