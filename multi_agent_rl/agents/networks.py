@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
@@ -40,13 +41,13 @@ def layer_init(layer: nn.Linear, gain: float = math.sqrt(2.0), bias: float = 0.0
     return layer
 
 
-ACTIVATION_FUNCTIONS = {
+ACTIVATION_FUNCTIONS = MappingProxyType({
     "tanh": torch.tanh,
     "relu": torch.relu,
     "elu": F.elu,
     "gelu": F.gelu,
     "leaky_relu": F.leaky_relu,
-}
+})
 
 
 class MLP(nn.Sequential):

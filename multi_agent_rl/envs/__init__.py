@@ -6,6 +6,8 @@ VectorRacingEnv    gymnasium VectorEnv of E copies in one simulator (same-step a
 BatchedEnv         the array core under all three (E copies x N cars, no autoreset)
 """
 
+from types import MappingProxyType
+
 from multi_agent_rl.envs.batched import BatchedEnv, BatchedStep
 from multi_agent_rl.envs.config import ActionConfig, EnvConfig, RenderConfig, racing_env_config
 from multi_agent_rl.envs.drivers import DriverConfig, ftg_config_for
@@ -15,10 +17,10 @@ from multi_agent_rl.envs.observations import ObservationConfig
 from multi_agent_rl.envs.parallel import RacingEnv
 from multi_agent_rl.envs.vector import VectorRacingEnv
 
-GYMNASIUM_IDS = {
+GYMNASIUM_IDS = MappingProxyType({
     "multi_agent_rl/Gaplock-v0": "multi_agent_rl.envs.learner:SingleAgentEnv",
     "multi_agent_rl/GaplockVector-v0": "multi_agent_rl.envs.vector:VectorRacingEnv",
-}
+})
 """gymnasium ids registered on import: ``gymnasium.make("multi_agent_rl/Gaplock-v0", config=EnvConfig(...))`` and
 ``gymnasium.make_vec("multi_agent_rl/GaplockVector-v0", num_envs=64, vectorization_mode="vector_entry_point")``."""
 
