@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
+ACTIVATIONS: MappingProxyType[str, type[nn.Module]] = MappingProxyType({
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
     "elu": nn.ELU,
     "gelu": nn.GELU,
     "leaky_relu": nn.LeakyReLU,
-}
+})
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
