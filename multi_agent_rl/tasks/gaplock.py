@@ -61,6 +61,12 @@ GAPLOCK_TERMS = (*TERMINAL_TERMS, *SHAPING_TERMS, "step_cost")
 ATTACKER, DEFENDER = 0, 1
 _TRUNCATING = (GAPLOCK_OUTCOMES.index("idle_stop"), GAPLOCK_OUTCOMES.index("timeout"))
 _DEFENDER_REWARDS = ("zero", "zero_sum")
+CRASH_DETAILS = ("side_wall", "end_wall", "unknown_wall", "defender_reversed")
+"""Labels ``GaplockTask.outcome_details`` gives a ``target_crash``: which wall the defender hit (one of the first
+three) and, when it was facing against the track's direction at the contact, ``defender_reversed``."""
+END_WALL_MARGIN_M = 1.0
+"""A defender whose centre projects within this distance of an open centreline's first or last point hit an end
+wall (line_track: within 1 m of x = -50 or +50; the LIMO is 0.32 m long)."""
 
 
 @dataclass(frozen=True)
@@ -334,6 +340,22 @@ def _gaplock_step(
         terms[9, e] = step_cost
 
 
+def crash_wall(track: TrackMap, pose: np.ndarray, end_margin_m: float = END_WALL_MARGIN_M) -> tuple[str, bool]:
+    """Which wall a car at ``pose`` ([x, y, yaw, ...]: a car stopped by a contact keeps its pre-contact pose) hit,
+    judged from the map's centreline: ``"end_wall"`` when its position projects within ``end_margin_m`` of either
+    end of an open centreline (a corridor's start or end wall), else ``"side_wall"`` (a closed centreline has no
+    ends); ``"unknown_wall"`` without a centreline. Also whether it faced against the centreline's direction
+    (|heading error| > 90 degrees), i.e. it had turned around."""
+    line = track.centerline
+    if line is None:
+        return "unknown_wall", False
+    s, _, heading = line.project(np.asarray(pose[:2], dtype=np.float64)[None])
+    reversed_ = math.cos(float(pose[2]) - float(heading[0])) < 0.0
+    if not line.closed and (s[0] <= end_margin_m or s[0] >= line.length - end_margin_m):
+        return "end_wall", reversed_
+    return "side_wall", reversed_
+
+
 class GaplockTask(Task):
     """Batched gaplock task; see the module docstring."""
 
@@ -341,6 +363,7 @@ class GaplockTask(Task):
     outcome_names = GAPLOCK_OUTCOMES
     term_names = GAPLOCK_TERMS
     success_outcome = "target_crash"
+    detail_names = MappingProxyType({"target_crash": CRASH_DETAILS})
 
     def __init__(self, config: GaplockConfig, track: TrackMap, num_envs: int) -> None:
         self.config = config
@@ -441,3 +464,12 @@ class GaplockTask(Task):
     def episode_stats(self):
         """Per car (the same for both): consecutive idle steps of the attacker. Valid until the next step."""
         return {"idle_steps": self._idle_pair}
+
+    def outcome_details(self, outcome: str, states: np.ndarray) -> tuple[str, ...]:
+        """For a ``target_crash``: the wall the defender hit (see :func:`crash_wall`) and ``defender_reversed``
+        when it had turned around; nothing for other outcomes. ``states``: (2, 7) final car states."""
+        if outcome != "target_crash":
+            return ()
+        defender = np.asarray(states)[DEFENDER]
+        wall, reversed_ = crash_wall(self.track, defender[[0, 1, 4]])
+        return (wall, "defender_reversed") if reversed_ else (wall,)

@@ -193,6 +193,8 @@ def test_evaluate_and_frozen_opponent(tmp_path):
     report = json.loads((run_dir / "eval_last.json").read_text())
     assert report["episodes"] == 3 and sum(report["outcomes"].values()) == 3
     assert [r["seed"] for r in report["episode_records"]] == [1_000_000, 1_000_001, 1_000_002]
+    assert "outcome_details" in report and "eval/detail/target_crash/end_wall" in report["metrics"]
+    assert all(set(r["final_poses"]) == {"car_0", "car_1"} and "details" in r for r in report["episode_records"])
     assert (tmp_path / "ep.gif").read_bytes()[:6] == b"GIF89a"
     again = run_cli([str(REPO / "scripts" / "evaluate.py"), f"run_dir={run_dir}", "checkpoint=last", "episodes=3",
                      f"output={tmp_path / 'again.json'}"], cwd=tmp_path)
