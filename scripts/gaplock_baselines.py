@@ -62,7 +62,7 @@ def attacker_driver(kind: str, env: BatchedEnv, args: argparse.Namespace):
 
 def run(kind: str, args: argparse.Namespace) -> dict:
     """One episode in each of --episodes copies; returns outcome rates and mean episode length."""
-    config = EnvConfig(task=GaplockConfig(spawn_prefix=args.spawn_prefix))
+    config = EnvConfig(task=GaplockConfig(spawn_prefix=args.spawn_prefix, spawn_offset_m=tuple(args.spawn_offset)))
     env = BatchedEnv(config, num_envs=args.episodes)
     env.reset(seeds=[args.seed + i for i in range(args.episodes)])
     attacker = attacker_driver(kind, env, args)
@@ -103,6 +103,8 @@ def main() -> None:
     parser.add_argument("--weave-period", type=float, default=3.0, help="weave attacker period (s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spawn-prefix", default="gaplock_", help="start pairs: spawn points with this prefix")
+    parser.add_argument("--spawn-offset", type=float, nargs=2, default=(0.0, 0.0), metavar=("DX", "DY"),
+                        help="shift every start pair (m); --spawn-offset 45 0 starts mid-corridor on line_track")
     parser.add_argument("--stop-when-blocked", action="store_true", help="the FTG defender stops when blocked")
     args = parser.parse_args()
     rows = [run(kind, args) for kind in args.attackers]

@@ -148,6 +148,7 @@ class GaplockConfig:
 
     spawn_prefix: str = "gaplock_"  # start pairs: the map's spawn points whose names start with this
     spawn_names: tuple[str, ...] = ()  # explicit start pairs (overrides spawn_prefix when not empty)
+    spawn_offset_m: tuple[float, float] = (0.0, 0.0)  # (dx, dy) added to both cars of every start pair
     attacker_start_speeds_mps: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)  # drawn uniformly per episode
     idle_speed_mps: float = 0.12  # the attacker is idle below this |speed|
     idle_steps: int = 120  # consecutive idle steps that stop the episode (truncation)
@@ -157,6 +158,9 @@ class GaplockConfig:
     reward: GaplockRewardConfig | None = None  # explicit reward terms (overrides reward_preset)
 
     def __post_init__(self) -> None:
+        if len(self.spawn_offset_m) != 2 or not all(math.isfinite(v) for v in self.spawn_offset_m):
+            raise ValueError(f"GaplockConfig.spawn_offset_m must be two finite numbers (dx, dy) in metres, "
+                             f"got {self.spawn_offset_m!r}")
         if not self.attacker_start_speeds_mps:
             raise ValueError("GaplockConfig.attacker_start_speeds_mps must hold at least one speed (m/s)")
         if not isinstance(self.idle_steps, int) or self.idle_steps < 1:
@@ -371,10 +375,12 @@ class GaplockTask(Task):
         self.num_envs = num_envs
         self.spawn_names = self._spawn_names(config, track)
         self._starts = np.stack([track.spawn(n)[:2] for n in self.spawn_names])  # (S, 2, 3)
+        self._starts[..., :2] += np.asarray(config.spawn_offset_m, dtype=np.float64)
         self._speeds = np.asarray(config.attacker_start_speeds_mps, dtype=np.float64)
         r = config.rewards
         self.rewards_config = r
         self._map = map_args(track)
+        self._check_starts_clear(track)
         self._geo = (r.pocket_ahead_m, r.pocket_lateral_m, r.pocket_range_m, r.clearance_range_m)
         self._weights = np.array([r.pocket, r.clearance, r.bearing])
         self._terminal_w = np.array([getattr(r, n) for n in TERMINAL_TERMS])
@@ -412,6 +418,21 @@ class GaplockTask(Task):
                     f"[attacker, defender], it holds {len(track.spawn(n))}"
                 )
         return names
+
+    def _check_starts_clear(self, track: TrackMap) -> None:
+        """Every (shifted) start pose must lie in free space, at least 0.2 m from any wall."""
+        dist, ox, oy, cos_t, sin_t, res = self._map
+        for name, pair in zip(self.spawn_names, self._starts, strict=True):
+            for x, y, _ in pair:
+                dx, dy = x - ox, y - oy
+                col = math.floor((cos_t * dx + sin_t * dy) / res)
+                row = math.floor((-sin_t * dx + cos_t * dy) / res)  # the distance map's rows count up from y0
+                inside = 0 <= row < dist.shape[0] and 0 <= col < dist.shape[1]
+                if not inside or dist[row, col] * res < 0.2:
+                    raise ValueError(
+                        f"gaplock start pair '{name}' shifted by spawn_offset_m={self.config.spawn_offset_m} puts a "
+                        f"car at ({x:.2f}, {y:.2f}), in or next to a wall of map '{track.name}'"
+                    )
 
     def sample_start(self, rng: np.random.Generator, count: int) -> Start:
         pick = rng.integers(len(self.spawn_names), size=count)

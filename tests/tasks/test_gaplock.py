@@ -375,3 +375,18 @@ def test_outcome_details_label_only_successes():
             assert task.outcome_details(name, turned) == ()
     assert set(task.detail_names) == {"target_crash"}
     assert task.detail_names["target_crash"] == CRASH_DETAILS
+
+
+def test_spawn_offset_shifts_every_start_pair():
+    base = build().sample_start(np.random.default_rng(0), 20)
+    shifted = build(GaplockConfig(spawn_offset_m=(45.0, 0.2))).sample_start(np.random.default_rng(0), 20)
+    assert shifted.spawn == base.spawn
+    np.testing.assert_allclose(shifted.poses[..., 0], base.poses[..., 0] + 45.0)
+    np.testing.assert_allclose(shifted.poses[..., 1], base.poses[..., 1] + 0.2)
+    np.testing.assert_array_equal(shifted.poses[..., 2], base.poses[..., 2])
+
+
+@pytest.mark.parametrize("offset", [(0.0, 0.6), (-6.0, 0.0), (200.0, 0.0)])
+def test_spawn_offset_into_a_wall_is_refused(offset):
+    with pytest.raises(ValueError, match="spawn_offset_m"):
+        build(GaplockConfig(spawn_offset_m=offset))
