@@ -393,8 +393,8 @@ class TrainingLoop:
         bar = self._progress_bar()
         if self._obs is None:
             self._obs, _ = self.env.reset(seed=self.seed)
-        started = time.perf_counter()
-        steps_at_start = self.global_step
+        started = time.perf_counter()  # wall time since then is added to wall_time_s at every checkpoint
+        fps_since, steps_at_start = started, self.global_step  # never reset: fps over this process's steps
         try:
             while self.global_step < cfg.total_timesteps:
                 self._train_step()
@@ -403,7 +403,7 @@ class TrainingLoop:
                     bar.update(self.env.num_envs)
                 if self.global_step >= self._next_log:
                     elapsed = self.wall_time_s + (now - started)
-                    fps = (self.global_step - steps_at_start) / max(now - started, 1e-9)
+                    fps = (self.global_step - steps_at_start) / max(now - fps_since, 1e-9)
                     row = self._rollout_metrics(fps, elapsed)
                     csv_logger.log(row, self.global_step)
                     if tb is not None:
