@@ -10,7 +10,9 @@ front of the defender while weaving across the corridor, y = amplitude sin(2 pi 
 shows that the defender can be forced into a wall). Episode i of every attacker starts from the reset seeded
 with --seed + i (same spawn pair, start speed and LiDAR noise for every attacker). All episodes run side by side
 as copies of one batched simulator, each for exactly one episode. Prints one row of outcome rates per attacker,
-then the rows as JSON.
+then the rows as JSON. Every target_crash (success) is split by the wall the defender hit (``side_wall`` /
+``end_wall``, from its pose at the contact: see ``multi_agent_rl.tasks.gaplock.crash_wall``) and whether it had
+turned around (``defender_reversed``); the JSON has these as ``success_<label>`` rates over all episodes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from multi_agent_rl.envs import BatchedEnv, EnvConfig
 from multi_agent_rl.envs.drivers import ConstantDriver, FTGDriver, RandomDriver, ftg_config_for
-from multi_agent_rl.tasks.gaplock import GAPLOCK_OUTCOMES
+from multi_agent_rl.tasks.gaplock import CRASH_DETAILS, GAPLOCK_OUTCOMES, GaplockConfig
 
 ATTACKERS = ("random", "straight", "ftg", "weave")
 
@@ -60,13 +62,16 @@ def attacker_driver(kind: str, env: BatchedEnv, args: argparse.Namespace):
 
 def run(kind: str, args: argparse.Namespace) -> dict:
     """One episode in each of --episodes copies; returns outcome rates and mean episode length."""
-    env = BatchedEnv(EnvConfig(), num_envs=args.episodes)
+    config = EnvConfig(task=GaplockConfig(spawn_prefix=args.spawn_prefix, spawn_offset_m=tuple(args.spawn_offset)))
+    env = BatchedEnv(config, num_envs=args.episodes)
     env.reset(seeds=[args.seed + i for i in range(args.episodes)])
     attacker = attacker_driver(kind, env, args)
-    defender = FTGDriver(env.sim.beam_angles, env.num_envs, ftg_config_for(env.vehicle))
+    defender = FTGDriver(env.sim.beam_angles, env.num_envs,
+                         ftg_config_for(env.vehicle, stop_when_blocked=args.stop_when_blocked))
     actions = np.zeros((env.num_envs, 2, 2))
     outcome = np.zeros(env.num_envs, dtype=np.int64)
     length = np.zeros(env.num_envs, dtype=np.int64)
+    final_states = np.zeros_like(env.state)
     start = time.perf_counter()
     while env.active.any():
         state, scans, obs = env.state, env.scans, env.observations
@@ -76,9 +81,13 @@ def run(kind: str, args: argparse.Namespace) -> dict:
         ended = result.terminated[:, 0] | result.truncated[:, 0]
         outcome[ended] = result.outcome[ended, 0]
         length[ended] = env.episode_step[ended]
+        final_states[ended] = env.state[ended]  # no autoreset here: a crashed car keeps its pre-contact pose
     counts = np.bincount(outcome, minlength=len(GAPLOCK_OUTCOMES))
     row = {"attacker": kind, "episodes": args.episodes}
     row.update({name: round(counts[i] / args.episodes, 3) for i, name in enumerate(GAPLOCK_OUTCOMES) if i})
+    labels = [env.task.outcome_details(GAPLOCK_OUTCOMES[o], s) for o, s in zip(outcome, final_states, strict=True)]
+    for label in CRASH_DETAILS:
+        row[f"success_{label}"] = round(sum(label in d for d in labels) / args.episodes, 3)
     row["mean_steps"] = round(float(length.mean()), 1)
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
@@ -93,15 +102,22 @@ def main() -> None:
     parser.add_argument("--weave-amplitude", type=float, default=0.8, help="weave attacker lateral amplitude (m)")
     parser.add_argument("--weave-period", type=float, default=3.0, help="weave attacker period (s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spawn-prefix", default="gaplock_", help="start pairs: spawn points with this prefix")
+    parser.add_argument("--spawn-offset", type=float, nargs=2, default=(0.0, 0.0), metavar=("DX", "DY"),
+                        help="shift every start pair (m); --spawn-offset 45 0 starts mid-corridor on line_track")
+    parser.add_argument("--stop-when-blocked", action="store_true", help="the FTG defender stops when blocked")
     args = parser.parse_args()
     rows = [run(kind, args) for kind in args.attackers]
     names = GAPLOCK_OUTCOMES[1:]
-    print(f"{'attacker':10s}" + "".join(f"{n:>18s}" for n in names) + f"{'mean steps':>12s}")
+    walls = ("success_side_wall", "success_end_wall", "success_defender_reversed")
+    print(f"{'attacker':10s}" + "".join(f"{n:>18s}" for n in names) + f"{'mean steps':>12s}"
+          + "".join(f"{w[8:]:>19s}" for w in walls))
     for row in rows:
         print(
             f"{row['attacker']:10s}"
             + "".join(f"{row[n]:>18.2f}" for n in names)
             + f"{row['mean_steps']:>12.0f}"
+            + "".join(f"{row[w]:>19.2f}" for w in walls)
         )
     print(json.dumps(rows))
 

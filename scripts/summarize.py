@@ -98,16 +98,15 @@ def markdown(rows: list[dict], metric: str, thresholds: list[float]) -> str:
         sep += "---|"
     lines = [head, sep]
     for row in rows:
-        interval = f"{row['final_mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
-        interval = f"{row['final_mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
-        line = f"| `{row['config']}` | {row['seeds']} | {interval} |"
+        line = (f"| `{row['config']}` | {row['seeds']} | {row['final_mean']:.3f} "
+                f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}] |")
         for t in thresholds:
             r = row["thresholds"][str(t)]
             if r["steps_mean"] is None:
                 line += f" {r['reached']}, -, - |"
             else:
-                minutes = r["minutes_mean"]
-                minutes = "-" if minutes is None or math.isnan(minutes) else f"{minutes:.1f}"
+                no_time = r["minutes_mean"] is None or math.isnan(r["minutes_mean"])
+                minutes = "-" if no_time else f"{r['minutes_mean']:.1f}"
                 line += f" {r['reached']}, {r['steps_mean']:,.0f}, {minutes} |"
         lines.append(line)
     return "\n".join(lines)

@@ -7,7 +7,8 @@ episode ends (the learner's car terminated or truncated), ``step`` resets that c
 - ``info["final_obs"][i]`` (an (E, D) array, rows valid where ``info["_final_obs"][i]``) is the ended
   episode's last observation, the one to bootstrap from on truncation;
 - ``info["final_info"]`` (mask ``info["_final_info"]``) holds the ended episode's ``outcome``,
-  ``episode_return``, ``episode_length`` and ``spawn``; ``info["episode"]`` = {"r", "l"} (mask
+  ``episode_return``, ``episode_length``, ``spawn`` and ``car_states`` ((E, N, 7), every car's last state: a car
+  stopped by a contact keeps its pre-contact pose); ``info["episode"]`` = {"r", "l"} (mask
   ``info["_episode"]``) repeats return and length the way gymnasium's RecordEpisodeStatistics does.
 Every step's ``info`` also holds, per copy, ``outcome`` of the step ("" unless it ended the episode),
 ``reward_terms`` (name -> (E,) array, summing to ``rewards``), ``episode_step`` and task statistics, all of
@@ -133,6 +134,7 @@ class VectorRacingEnv(VectorEnv):
                 "episode_return": returns,
                 "episode_length": lengths,
                 "spawn": np.asarray(core.spawn, dtype=object),
+                "car_states": core.state.copy(),  # (E, N, 7) final states (a crashed car: its pre-contact pose)
             }
             info["_final_info"] = ended
             info["episode"], info["_episode"] = {"r": returns, "l": lengths}, ended

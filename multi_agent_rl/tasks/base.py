@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -61,6 +62,7 @@ class Task(ABC):
         outcome_names: names of the outcome codes; index 0 is "" (running).
         term_names: names of the reward terms, in the order they are reported.
         success_outcome: the outcome counted as success in metrics ("" when the task has none).
+        detail_names: outcome -> the finer labels ``outcome_details`` can attach to it (for stable metric names).
     """
 
     num_cars: int
@@ -68,6 +70,7 @@ class Task(ABC):
     outcome_names: tuple[str, ...]
     term_names: tuple[str, ...]
     success_outcome: str = ""
+    detail_names: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 
     @abstractmethod
     def sample_start(self, rng: np.random.Generator, count: int) -> Start:
@@ -99,3 +102,8 @@ class Task(ABC):
     def episode_stats(self) -> Mapping[str, np.ndarray]:
         """Task-specific per-car statistics to put in the step info, name -> (E, N) array (default: none)."""
         return {}
+
+    def outcome_details(self, outcome: str, states: np.ndarray) -> tuple[str, ...]:
+        """Finer labels of an ended episode's ``outcome`` from the cars' final states (N, 7), e.g. which wall a
+        car hit; each label is one of ``detail_names[outcome]`` (default: none)."""
+        return ()

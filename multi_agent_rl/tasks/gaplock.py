@@ -61,6 +61,12 @@ GAPLOCK_TERMS = (*TERMINAL_TERMS, *SHAPING_TERMS, "step_cost")
 ATTACKER, DEFENDER = 0, 1
 _TRUNCATING = (GAPLOCK_OUTCOMES.index("idle_stop"), GAPLOCK_OUTCOMES.index("timeout"))
 _DEFENDER_REWARDS = ("zero", "zero_sum")
+CRASH_DETAILS = ("side_wall", "end_wall", "unknown_wall", "defender_reversed")
+"""Labels ``GaplockTask.outcome_details`` gives a ``target_crash``: which wall the defender hit (one of the first
+three) and, when it was facing against the track's direction at the contact, ``defender_reversed``."""
+END_WALL_MARGIN_M = 1.0
+"""A defender whose centre projects within this distance of an open centreline's first or last point hit an end
+wall (line_track: within 1 m of x = -50 or +50; the LIMO is 0.32 m long)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ class GaplockConfig:
 
     spawn_prefix: str = "gaplock_"  # start pairs: the map's spawn points whose names start with this
     spawn_names: tuple[str, ...] = ()  # explicit start pairs (overrides spawn_prefix when not empty)
+    spawn_offset_m: tuple[float, float] = (0.0, 0.0)  # (dx, dy) added to both cars of every start pair
     attacker_start_speeds_mps: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)  # drawn uniformly per episode
     idle_speed_mps: float = 0.12  # the attacker is idle below this |speed|
     idle_steps: int = 120  # consecutive idle steps that stop the episode (truncation)
@@ -151,6 +158,9 @@ class GaplockConfig:
     reward: GaplockRewardConfig | None = None  # explicit reward terms (overrides reward_preset)
 
     def __post_init__(self) -> None:
+        if len(self.spawn_offset_m) != 2 or not all(math.isfinite(v) for v in self.spawn_offset_m):
+            raise ValueError(f"GaplockConfig.spawn_offset_m must be two finite numbers (dx, dy) in metres, "
+                             f"got {self.spawn_offset_m!r}")
         if not self.attacker_start_speeds_mps:
             raise ValueError("GaplockConfig.attacker_start_speeds_mps must hold at least one speed (m/s)")
         if not isinstance(self.idle_steps, int) or self.idle_steps < 1:
@@ -334,6 +344,22 @@ def _gaplock_step(
         terms[9, e] = step_cost
 
 
+def crash_wall(track: TrackMap, pose: np.ndarray, end_margin_m: float = END_WALL_MARGIN_M) -> tuple[str, bool]:
+    """Which wall a car at ``pose`` ([x, y, yaw, ...]: a car stopped by a contact keeps its pre-contact pose) hit,
+    judged from the map's centreline: ``"end_wall"`` when its position projects within ``end_margin_m`` of either
+    end of an open centreline (a corridor's start or end wall), else ``"side_wall"`` (a closed centreline has no
+    ends); ``"unknown_wall"`` without a centreline. Also whether it faced against the centreline's direction
+    (|heading error| > 90 degrees), i.e. it had turned around."""
+    line = track.centerline
+    if line is None:
+        return "unknown_wall", False
+    s, _, heading = line.project(np.asarray(pose[:2], dtype=np.float64)[None])
+    reversed_ = math.cos(float(pose[2]) - float(heading[0])) < 0.0
+    if not line.closed and (s[0] <= end_margin_m or s[0] >= line.length - end_margin_m):
+        return "end_wall", reversed_
+    return "side_wall", reversed_
+
+
 class GaplockTask(Task):
     """Batched gaplock task; see the module docstring."""
 
@@ -341,6 +367,7 @@ class GaplockTask(Task):
     outcome_names = GAPLOCK_OUTCOMES
     term_names = GAPLOCK_TERMS
     success_outcome = "target_crash"
+    detail_names = MappingProxyType({"target_crash": CRASH_DETAILS})
 
     def __init__(self, config: GaplockConfig, track: TrackMap, num_envs: int) -> None:
         self.config = config
@@ -348,10 +375,12 @@ class GaplockTask(Task):
         self.num_envs = num_envs
         self.spawn_names = self._spawn_names(config, track)
         self._starts = np.stack([track.spawn(n)[:2] for n in self.spawn_names])  # (S, 2, 3)
+        self._starts[..., :2] += np.asarray(config.spawn_offset_m, dtype=np.float64)
         self._speeds = np.asarray(config.attacker_start_speeds_mps, dtype=np.float64)
         r = config.rewards
         self.rewards_config = r
         self._map = track.kernel_args()
+        self._check_starts_clear(track)
         self._geo = (r.pocket_ahead_m, r.pocket_lateral_m, r.pocket_range_m, r.clearance_range_m)
         self._weights = np.array([r.pocket, r.clearance, r.bearing])
         self._terminal_w = np.array([getattr(r, n) for n in TERMINAL_TERMS])
@@ -389,6 +418,21 @@ class GaplockTask(Task):
                     f"[attacker, defender], it holds {len(track.spawn(n))}"
                 )
         return names
+
+    def _check_starts_clear(self, track: TrackMap) -> None:
+        """Every (shifted) start pose must lie in free space, at least 0.2 m from any wall."""
+        dist, ox, oy, cos_t, sin_t, res = self._map
+        for name, pair in zip(self.spawn_names, self._starts, strict=True):
+            for x, y, _ in pair:
+                dx, dy = x - ox, y - oy
+                col = math.floor((cos_t * dx + sin_t * dy) / res)
+                row = math.floor((-sin_t * dx + cos_t * dy) / res)  # the distance map's rows count up from y0
+                inside = 0 <= row < dist.shape[0] and 0 <= col < dist.shape[1]
+                if not inside or dist[row, col] * res < 0.2:
+                    raise ValueError(
+                        f"gaplock start pair '{name}' shifted by spawn_offset_m={self.config.spawn_offset_m} puts a "
+                        f"car at ({x:.2f}, {y:.2f}), in or next to a wall of map '{track.name}'"
+                    )
 
     def sample_start(self, rng: np.random.Generator, count: int) -> Start:
         pick = rng.integers(len(self.spawn_names), size=count)
@@ -441,3 +485,12 @@ class GaplockTask(Task):
     def episode_stats(self):
         """Per car (the same for both): consecutive idle steps of the attacker. Valid until the next step."""
         return {"idle_steps": self._idle_pair}
+
+    def outcome_details(self, outcome: str, states: np.ndarray) -> tuple[str, ...]:
+        """For a ``target_crash``: the wall the defender hit (see :func:`crash_wall`) and ``defender_reversed``
+        when it had turned around; nothing for other outcomes. ``states``: (2, 7) final car states."""
+        if outcome != "target_crash":
+            return ()
+        defender = np.asarray(states)[DEFENDER]
+        wall, reversed_ = crash_wall(self.track, defender[[0, 1, 4]])
+        return (wall, "defender_reversed") if reversed_ else (wall,)

@@ -65,13 +65,22 @@ def _report(result: EvalResult, run_dir: Path, checkpoint: str, metadata: dict, 
         "seed": seed,
         "episodes": len(result.outcomes),
         "outcomes": result.outcome_table(),
+        "outcome_details": result.detail_table(),
         "metrics": result.metrics,
         "episode_records": [
-            {"episode": k, "seed": seed + k, "spawn": s, "outcome": o, "return": float(r), "length": int(n)}
-            for k, (s, o, r, n) in enumerate(zip(result.spawns, result.outcomes, result.returns, result.lengths,
-                                                 strict=True))
+            {"episode": k, "seed": seed + k, "spawn": s, "outcome": o, "details": list(d), "return": float(r),
+             "length": int(n), "final_poses": _poses(result.final_states, k)}
+            for k, (s, o, d, r, n) in enumerate(zip(result.spawns, result.outcomes, result.details, result.returns,
+                                                    result.lengths, strict=True))
         ],
     }
+
+
+def _poses(states, k: int) -> dict[str, list[float]]:
+    """Every car's last [x, y, yaw, speed] in episode k (a crashed car: its pre-contact pose)."""
+    if states is None or len(states) <= k:
+        return {}
+    return {f"car_{i}": [round(float(v), 4) for v in car[[0, 1, 4, 3]]] for i, car in enumerate(states[k])}
 
 
 def _table(report: dict[str, Any]) -> str:
@@ -80,8 +89,10 @@ def _table(report: dict[str, Any]) -> str:
              f"  {'outcome':<18}{'episodes':>9}{'rate':>8}"]
     for name, count in sorted(report["outcomes"].items(), key=lambda kv: -kv[1]):
         lines.append(f"  {name:<18}{count:>9}{count / n:>8.2f}")
+        for label, hits in sorted(report["outcome_details"].get(name, {}).items(), key=lambda kv: -kv[1]):
+            lines.append(f"    {label:<16}{hits:>9}{hits / n:>8.2f}")
     for key, value in report["metrics"].items():
-        if not key.startswith("eval/outcome/"):
+        if not key.startswith(("eval/outcome/", "eval/detail/")):
             lines.append(f"  {key} = {value:.4g}")
     return "\n".join(lines)
 

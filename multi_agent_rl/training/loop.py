@@ -95,6 +95,17 @@ class EvalResult:
     spawns: list[str]
     metrics: dict[str, float]
     frames: np.ndarray | None = None
+    final_states: np.ndarray | None = None  # (K, N, 7) every car's last state per episode
+    details: list[tuple[str, ...]] = field(default_factory=list)  # per episode: the task's outcome details
+
+    def detail_table(self) -> dict[str, dict[str, int]]:
+        """Outcome name -> detail label -> episode count (only outcomes that have details)."""
+        table: dict[str, dict[str, int]] = {}
+        for outcome, labels in zip(self.outcomes, self.details, strict=False):
+            for label in labels:
+                counts = table.setdefault(outcome, {})
+                counts[label] = counts.get(label, 0) + 1
+        return table
 
     def outcome_table(self) -> dict[str, int]:
         """Outcome name -> episode count."""
@@ -142,19 +153,22 @@ class EvaluationLoop:
         was_training = normalizer.training if normalizer is not None else False
         if normalizer is not None:
             normalizer.eval()
-        returns, lengths, outcomes, spawns = [], [], [], []
+        returns, lengths, outcomes, spawns, states = [], [], [], [], []
         frames: list[np.ndarray] = []
         try:
             for first in range(0, self.episodes, env.num_envs):
                 count = min(env.num_envs, self.episodes - first)
                 batch = self._play_batch(first, count, frames if record_video_steps and first == 0 else None,
                                          record_video_steps)
-                for values, out in zip(batch, (returns, lengths, outcomes, spawns), strict=True):
+                for values, out in zip(batch, (returns, lengths, outcomes, spawns, states), strict=True):
                     out.extend(values)
         finally:
             if normalizer is not None:
                 normalizer.train(was_training)
-        result = EvalResult(np.array(returns), np.array(lengths), outcomes, spawns, {})
+        task = env.batch.core.task
+        details = [task.outcome_details(o, s) for o, s in zip(outcomes, states, strict=True)]
+        result = EvalResult(np.array(returns), np.array(lengths), outcomes, spawns, {},
+                            final_states=np.array(states), details=details)
         result.metrics = self._summary(result)
         if frames:
             result.frames = np.stack(frames)
@@ -171,6 +185,7 @@ class EvaluationLoop:
         returns = np.zeros(env.num_envs)
         lengths = np.zeros(env.num_envs, dtype=np.int64)
         outcomes = [""] * env.num_envs
+        states = [None] * env.num_envs
         if frames is not None:
             frames.append(env.render()[0])
         while not done.all():
@@ -182,11 +197,12 @@ class EvaluationLoop:
             lengths[live] += 1
             for i in np.flatnonzero(ended & live):
                 outcomes[i] = str(info["outcome"][i])
+                states[i] = np.array(info["final_info"]["car_states"][i])
             if frames is not None and not done[0] and len(frames) < max_frames:
                 frames.append(env.render()[0])
             agent.reset(ended, deterministic=True)
             done |= ended
-        return returns[:count].tolist(), lengths[:count].tolist(), outcomes[:count], spawns
+        return returns[:count].tolist(), lengths[:count].tolist(), outcomes[:count], spawns, states[:count]
 
     def _summary(self, result: EvalResult) -> dict[str, float]:
         n = len(result.outcomes)
@@ -200,6 +216,10 @@ class EvaluationLoop:
             metrics[f"eval/outcome/{name}"] = table.get(name, 0) / n
         if self.success_outcome:
             metrics["eval/success_rate"] = table.get(self.success_outcome, 0) / n
+        details = result.detail_table()
+        for outcome, labels in self.env.batch.core.task.detail_names.items():
+            for label in labels:  # rates over all episodes: the labels of one outcome split its rate
+                metrics[f"eval/detail/{outcome}/{label}"] = details.get(outcome, {}).get(label, 0) / n
         return metrics
 
 
@@ -212,19 +232,22 @@ class _EpisodeWindow:
     lengths: deque = field(default_factory=deque)
     outcomes: deque = field(default_factory=deque)
     terms: deque = field(default_factory=deque)
+    details: deque = field(default_factory=deque)
 
     def __post_init__(self) -> None:
-        for name in ("returns", "lengths", "outcomes", "terms"):
+        for name in ("returns", "lengths", "outcomes", "terms", "details"):
             setattr(self, name, deque(getattr(self, name), maxlen=self.size))
 
-    def add(self, ret: float, length: int, outcome: str, terms: dict[str, float]) -> None:
+    def add(self, ret: float, length: int, outcome: str, terms: dict[str, float],
+            details: tuple[str, ...] = ()) -> None:
         self.returns.append(ret)
         self.lengths.append(length)
         self.outcomes.append(outcome)
         self.terms.append(terms)
+        self.details.append(tuple(details))
 
     def state(self) -> dict[str, list]:
-        return {name: list(getattr(self, name)) for name in ("returns", "lengths", "outcomes", "terms")}
+        return {name: list(getattr(self, name)) for name in ("returns", "lengths", "outcomes", "terms", "details")}
 
 
 class TrainingLoop:
@@ -304,8 +327,9 @@ class TrainingLoop:
         self.best_score = loop["best_score"]
         self.wall_time_s = loop["wall_time_s"]
         self.last_eval = loop["last_eval"]
-        self._window = _EpisodeWindow(self.config.stats_window_episodes, **{
-            k: deque(v) for k, v in loop["window"].items()})
+        window = dict(loop["window"])
+        window.setdefault("details", [()] * len(window["outcomes"]))  # checkpoints from before outcome details
+        self._window = _EpisodeWindow(self.config.stats_window_episodes, **{k: deque(v) for k, v in window.items()})
         self._term_names = list(loop["term_names"])
         self._episode_terms = loop["episode_terms"]
         self._train_metrics = {k: list(v) for k, v in loop["train_metrics"].items()}
@@ -369,8 +393,8 @@ class TrainingLoop:
         bar = self._progress_bar()
         if self._obs is None:
             self._obs, _ = self.env.reset(seed=self.seed)
-        started = time.perf_counter()
-        steps_at_start = self.global_step
+        started = time.perf_counter()  # wall time since then is added to wall_time_s at every checkpoint
+        fps_since, steps_at_start = started, self.global_step  # never reset: fps over this process's steps
         try:
             while self.global_step < cfg.total_timesteps:
                 self._train_step()
@@ -379,7 +403,7 @@ class TrainingLoop:
                     bar.update(self.env.num_envs)
                 if self.global_step >= self._next_log:
                     elapsed = self.wall_time_s + (now - started)
-                    fps = (self.global_step - steps_at_start) / max(now - started, 1e-9)
+                    fps = (self.global_step - steps_at_start) / max(now - fps_since, 1e-9)
                     row = self._rollout_metrics(fps, elapsed)
                     csv_logger.log(row, self.global_step)
                     if tb is not None:
@@ -446,10 +470,13 @@ class TrainingLoop:
 
     def _finish_episodes(self, ended: np.ndarray, info: dict[str, Any]) -> None:
         final = info["final_info"]
+        task = self.env.batch.core.task
         for i in np.flatnonzero(ended):
             terms = {name: float(self._episode_terms[i, j]) for j, name in enumerate(self._term_names)}
-            self._window.add(float(final["episode_return"][i]), int(final["episode_length"][i]),
-                             str(final["outcome"][i]), terms)
+            outcome = str(final["outcome"][i])
+            details = task.outcome_details(outcome, final["car_states"][i]) if task.detail_names else ()
+            self._window.add(float(final["episode_return"][i]), int(final["episode_length"][i]), outcome, terms,
+                             details)
             self._episode_terms[i] = 0.0
             self.episodes += 1
 
@@ -470,6 +497,11 @@ class TrainingLoop:
                 row["rollout/success_rate"] = counts.get(self.success_outcome, 0) / n
             for name in self.outcome_names:
                 row[f"rollout/outcome/{name}"] = counts.get(name, 0) / n
+            for outcome, labels in self.env.batch.core.task.detail_names.items():
+                for label in labels:
+                    hits = sum(1 for o, d in zip(window.outcomes, window.details, strict=True)
+                               if o == outcome and label in d)
+                    row[f"rollout/detail/{outcome}/{label}"] = hits / n
             for name in self._term_names:
                 row[f"reward/{a}/{name}"] = float(np.mean([t[name] for t in window.terms]))
         for name, values in self._train_metrics.items():
@@ -526,6 +558,7 @@ class TrainingLoop:
                 "success rate": ["Multiline", ["rollout/success_rate", "eval/success_rate"]],
                 "rollout outcomes": ["Multiline", [r"rollout/outcome/.*"]],
                 "evaluation outcomes": ["Multiline", [r"eval/outcome/.*"]],
+                "outcome details (e.g. which wall)": ["Multiline", [r"eval/detail/.*", r"rollout/detail/.*"]],
             },
             "Returns": {
                 "episode return": ["Multiline", [f"rollout/{a}/ep_rew_mean", f"eval/{a}/mean_reward"]],

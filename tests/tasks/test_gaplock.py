@@ -9,11 +9,13 @@ import pytest
 
 from multi_agent_rl.sim.maps import load_map
 from multi_agent_rl.tasks.gaplock import (
+    CRASH_DETAILS,
     GAPLOCK_OUTCOMES,
     GAPLOCK_REWARD_PRESETS,
     GAPLOCK_TERMS,
     GaplockConfig,
     GaplockRewardConfig,
+    crash_wall,
     potentials,
 )
 from tests.conftest import LINE_TRACK
@@ -339,3 +341,51 @@ def test_starts_come_from_the_spawn_pairs_and_the_speed_set():
 def test_missing_spawn_pairs_are_explained():
     with pytest.raises(ValueError, match="spawn_prefix"):
         build(GaplockConfig(spawn_prefix="nothing_"))
+
+
+# ---------------------------------------------------------------------------------------------- which wall
+
+
+@pytest.mark.parametrize(
+    ("pose", "wall", "reversed_"),
+    [
+        ((-30.0, 1.10, 0.8), "side_wall", False),  # pushed into the left wall, still heading down the track
+        ((-30.0, -1.10, -0.8), "side_wall", False),
+        ((10.0, 1.15, 2.5), "side_wall", True),  # a side wall while facing back
+        ((-49.80, 0.3, math.pi), "end_wall", True),  # turned around and crept into the start wall
+        ((-49.80, -1.0, -2.8), "end_wall", True),  # the start wall's corner counts as the end wall
+        ((-49.25, 0.0, 0.0), "end_wall", False),  # reversed into the start wall, nose still forward
+        ((49.80, 0.0, 0.0), "end_wall", False),  # the far end wall
+        ((-48.5, 1.1, 1.0), "side_wall", False),  # more than 1 m from the end: a side wall
+    ],
+)
+def test_crash_wall_tells_side_from_end_walls(pose, wall, reversed_):
+    assert crash_wall(TRACK, np.array(pose)) == (wall, reversed_)
+
+
+def test_outcome_details_label_only_successes():
+    task = build()
+    turned = np.array([car(-43.0, 0.0), car(-49.8, 0.2, yaw=math.pi)])
+    assert task.outcome_details("target_crash", turned) == ("end_wall", "defender_reversed")
+    pushed = np.array([car(-29.0, 0.5), car(-30.0, -1.1, yaw=-0.7)])
+    assert task.outcome_details("target_crash", pushed) == ("side_wall",)
+    for name in GAPLOCK_OUTCOMES:
+        if name != "target_crash":
+            assert task.outcome_details(name, turned) == ()
+    assert set(task.detail_names) == {"target_crash"}
+    assert task.detail_names["target_crash"] == CRASH_DETAILS
+
+
+def test_spawn_offset_shifts_every_start_pair():
+    base = build().sample_start(np.random.default_rng(0), 20)
+    shifted = build(GaplockConfig(spawn_offset_m=(45.0, 0.2))).sample_start(np.random.default_rng(0), 20)
+    assert shifted.spawn == base.spawn
+    np.testing.assert_allclose(shifted.poses[..., 0], base.poses[..., 0] + 45.0)
+    np.testing.assert_allclose(shifted.poses[..., 1], base.poses[..., 1] + 0.2)
+    np.testing.assert_array_equal(shifted.poses[..., 2], base.poses[..., 2])
+
+
+@pytest.mark.parametrize("offset", [(0.0, 0.6), (-6.0, 0.0), (200.0, 0.0)])
+def test_spawn_offset_into_a_wall_is_refused(offset):
+    with pytest.raises(ValueError, match="spawn_offset_m"):
+        build(GaplockConfig(spawn_offset_m=offset))

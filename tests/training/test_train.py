@@ -46,6 +46,17 @@ def test_debug_run_of_every_experiment_preset(experiment, tmp_path):
     assert "time/fps" in columns and any(c.startswith("eval/") for c in columns)
 
 
+def test_fps_counts_every_step_of_the_process_across_checkpoints(tmp_path):
+    """time/fps is steps / seconds since the process started training: checkpoints (every 512 steps here) must
+    not restart its clock while its step count keeps running (that inflated fps after the first checkpoint)."""
+    train(compose_train(["debug=default", "training.total_timesteps=2048"]), run_dir=tmp_path)
+    rows = [r for r in read_csv(tmp_path / "metrics.csv") if r.get("time/fps")]
+    assert len(rows) >= 4 and int(rows[-1]["step"]) > 512
+    for row in rows:
+        implied = float(row["time/fps"]) * float(row["time/elapsed_s"])
+        assert implied == pytest.approx(int(row["step"]), rel=0.05), row["step"]
+
+
 def test_metric_tags_follow_the_design(tmp_path):
     cfg = compose_train(["debug=default", "training.total_timesteps=2048"])
     train(cfg, run_dir=tmp_path)
@@ -215,6 +226,8 @@ def test_evaluate_and_frozen_opponent(tmp_path):
     report = json.loads((run_dir / "eval_last.json").read_text())
     assert report["episodes"] == 3 and sum(report["outcomes"].values()) == 3
     assert [r["seed"] for r in report["episode_records"]] == [1_000_000, 1_000_001, 1_000_002]
+    assert "outcome_details" in report and "eval/detail/target_crash/end_wall" in report["metrics"]
+    assert all(set(r["final_poses"]) == {"car_0", "car_1"} and "details" in r for r in report["episode_records"])
     assert (tmp_path / "ep.gif").read_bytes()[:6] == b"GIF89a"
     again = run_cli([str(REPO / "scripts" / "evaluate.py"), f"run_dir={run_dir}", "checkpoint=last", "episodes=3",
                      f"output={tmp_path / 'again.json'}"], cwd=tmp_path)
