@@ -113,17 +113,18 @@ class RolloutBuffer:
             self.rewards, self.values, next_values, self.terminated, self.truncated, gamma, gae_lambda
         )
 
-    def flat_tensors(self) -> dict[str, torch.Tensor]:
-        """The rollout flattened to T*E rows, as tensors sharing the buffer's memory."""
+    def flat_tensors(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """The rollout flattened to T*E rows, as tensors (sharing the buffer's memory on CPU)."""
         rows = self.num_steps * self.num_envs
-        return {
-            "obs": torch.from_numpy(self.obs.reshape(rows, -1)),
-            "actions": torch.from_numpy(self.actions.reshape(rows, *self.actions.shape[2:])),
-            "log_probs": torch.from_numpy(self.log_probs.reshape(rows)),
-            "values": torch.from_numpy(self.values.reshape(rows)),
-            "advantages": torch.from_numpy(self.advantages.reshape(rows)),
-            "returns": torch.from_numpy(self.returns.reshape(rows)),
+        arrays = {
+            "obs": self.obs.reshape(rows, -1),
+            "actions": self.actions.reshape(rows, *self.actions.shape[2:]),
+            "log_probs": self.log_probs.reshape(rows),
+            "values": self.values.reshape(rows),
+            "advantages": self.advantages.reshape(rows),
+            "returns": self.returns.reshape(rows),
         }
+        return {name: torch.from_numpy(array).to(device) for name, array in arrays.items()}
 
     def reset(self) -> None:
         self.pos = 0
@@ -181,8 +182,16 @@ _REPLAY_FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "discou
 class ReplayBuffer:
     """Circular buffer of transitions, preallocated, filled a vector step (or an n-step batch) at a time."""
 
-    def __init__(self, capacity: int, obs_dim: int, action_shape: tuple[int, ...], discrete: bool):
+    def __init__(
+        self,
+        capacity: int,
+        obs_dim: int,
+        action_shape: tuple[int, ...],
+        discrete: bool,
+        device: torch.device | str = "cpu",
+    ):
         self.capacity = int(capacity)
+        self.device = torch.device(device)  # where sampled minibatches go; the storage stays in host memory
         self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
         self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
         self.actions = np.zeros((capacity, *action_shape), dtype=np.int64 if discrete else np.float32)
@@ -216,7 +225,7 @@ class ReplayBuffer:
 
     def gather(self, slots: np.ndarray) -> ReplaySample:
         index = torch.from_numpy(slots)
-        return ReplaySample(*(self._tensors[name][index] for name in _REPLAY_FIELDS))
+        return ReplaySample(*(self._tensors[name][index].to(self.device) for name in _REPLAY_FIELDS))
 
     def state_dict(self) -> dict[str, Any]:
         state = {name: getattr(self, name)[: self.size].copy() for name in _REPLAY_FIELDS}
@@ -324,9 +333,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     """
 
     def __init__(
-        self, capacity: int, obs_dim: int, action_shape: tuple[int, ...], discrete: bool, alpha: float
+        self,
+        capacity: int,
+        obs_dim: int,
+        action_shape: tuple[int, ...],
+        discrete: bool,
+        alpha: float,
+        device: torch.device | str = "cpu",
     ):
-        super().__init__(capacity, obs_dim, action_shape, discrete)
+        super().__init__(capacity, obs_dim, action_shape, discrete, device)
         self.alpha = float(alpha)
         self.tree = SumTree(capacity)
         self.max_priority = 1.0  # raw priority (before ** alpha)
@@ -345,7 +360,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         min_probability = self.tree.min / total
         # w_i = (N P(i))^-beta normalised by the largest weight in the buffer, (N P_min)^-beta
         weights = (probabilities / min_probability) ** (-beta)
-        return PrioritizedSample(self.gather(slots), slots, torch.from_numpy(weights.astype(np.float32)))
+        weights_t = torch.from_numpy(weights.astype(np.float32)).to(self.device)
+        return PrioritizedSample(self.gather(slots), slots, weights_t)
 
     def update_priorities(self, slots: np.ndarray, priorities: np.ndarray) -> None:
         """Set raw priorities (e.g. |TD error| or the distributional loss) of sampled slots."""

@@ -114,15 +114,22 @@ def output_size(hidden_sizes: Sequence[int], in_dim: int) -> int:
 
 def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """log N(actions; mean, std^2) summed over the last axis: (B, A) -> (B,)."""
+    return gaussian_log_prob_entropy(actions, mean, std)[0]
+
+
+def gaussian_log_prob_entropy(
+    actions: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log N(actions; mean, std^2) and the entropy of N(mean, std^2), both summed over action dims, (B,).
+
+    ``std`` may be (A,) (state-independent) or (B, A); log(std) is taken once for both.
+    """
+    action_dim = mean.shape[-1]
     log_std = torch.log(std)
     z = (actions - mean) / std
-    return (-0.5 * z.square() - log_std - LOG_SQRT_2PI).sum(-1)
-
-
-def gaussian_entropy(std: torch.Tensor, batch: int) -> torch.Tensor:
-    """Entropy of a diagonal Gaussian summed over action dims, (B,) (std may be (A,) or (B, A))."""
-    entropy = (0.5 + LOG_SQRT_2PI + torch.log(std)).sum(-1)
-    return entropy.expand(batch) if entropy.dim() == 0 else entropy
+    log_prob = (-0.5 * z.square() - log_std).sum(-1) - action_dim * LOG_SQRT_2PI
+    entropy = log_std.sum(-1) + action_dim * (0.5 + LOG_SQRT_2PI)
+    return log_prob, entropy.expand(len(mean)) if entropy.dim() == 0 else entropy
 
 
 def categorical_log_prob_entropy(

@@ -91,7 +91,7 @@ class SAC(Agent):
         self.target_entropy = (
             float(-self.action_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
         )
-        self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (self.action_dim,), discrete=False)
+        self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (self.action_dim,), False, self.device)
         self._steps_since_train = 0  # vector steps stored since the last training phase
 
     # --- acting ---------------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ class SAC(Agent):
             )
         with torch.inference_mode():
             unit, _ = self.actor(self._obs_tensor(obs), self.torch_rng, deterministic)
-        return self._to_env(unit.numpy())
+        return self._to_env(unit.cpu().numpy())
 
     def _to_env(self, unit: np.ndarray) -> np.ndarray:
         return (self.action_low + (unit + 1.0) * 0.5 * (self.action_high - self.action_low)).astype(
