@@ -47,6 +47,14 @@ ACTIVATION_FUNCTIONS = {
     "gelu": F.gelu,
     "leaky_relu": F.leaky_relu,
 }
+# in-place versions: safe on a linear layer's fresh output (its backward needs the input, not the output)
+INPLACE_ACTIVATION_FUNCTIONS = {
+    "tanh": torch.tanh_,
+    "relu": torch.relu_,
+    "elu": F.elu_,
+    "gelu": F.gelu,
+    "leaky_relu": F.leaky_relu_,
+}
 
 
 class MLP(nn.Sequential):
@@ -64,8 +72,8 @@ class MLP(nn.Sequential):
                 continue
             name = next(key for key, cls in ACTIVATIONS.items() if isinstance(layer, cls))
             if plan and plan[-1][1] is None:
-                plan[-1] = (plan[-1][0], ACTIVATION_FUNCTIONS[name])
-            else:
+                plan[-1] = (plan[-1][0], INPLACE_ACTIVATION_FUNCTIONS[name])
+            else:  # an activation first (a sliced MLP): never modify the caller's input in place
                 plan.append((None, ACTIVATION_FUNCTIONS[name]))
         self._plan = plan
 
