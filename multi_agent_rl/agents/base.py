@@ -15,8 +15,8 @@ observation of that episode (gymnasium's ``info["final_obs"]``), not the first o
 Off-policy targets and on-policy advantages bootstrap through truncation from it and never through
 termination.
 
-Every agent decides internally when it learns (rollout full, ``train_freq`` reached, warm-up over); the
-loop just calls ``update()`` after every ``store()``.
+Every agent decides internally when it learns (rollout full, ``train_freq`` reached, warm-up over); the loop
+just calls ``update()`` after every ``store()``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class Transition:
         obs: (E, *obs_shape) observation the action was chosen from.
         action: (E, *action_shape) action sent to the environment (float for Box, int for Discrete).
         reward: (E,) reward received.
-        next_obs: (E, *obs_shape) true successor observation; for envs whose episode ended at this step it
-            is the final observation of that episode, not the reset observation of the next one.
+        next_obs: (E, *obs_shape) true successor observation; for envs whose episode ended at this step it is
+            the final observation of that episode, not the reset observation of the next one.
         terminated: (E,) bool, the episode reached a terminal state (no bootstrapping from next_obs).
         truncated: (E,) bool, the episode was cut short (time limit, idle stop): bootstrap from next_obs.
     """

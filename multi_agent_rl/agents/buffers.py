@@ -2,10 +2,8 @@
 returns.
 
 All buffers are preallocated numpy arrays written a whole vector step (E envs) at a time. Each array is also
-exposed
-as a torch tensor sharing its memory (``torch.from_numpy``), so minibatches are gathered with one torch index
-per
-field and never round-trip through Python lists.
+exposed as a torch tensor sharing its memory (``torch.from_numpy``), so minibatches are gathered with one
+torch index per field and never round-trip through Python lists.
 """
 
 from __future__ import annotations
@@ -32,9 +30,9 @@ def compute_gae(
     """Advantages and value targets by GAE(lambda), all arrays of shape (T, E).
 
     ``next_values[t]`` is V of the true successor of step t: the next stored observation, or, where the
-    episode
-    ended at t, the value of its final observation. The TD error bootstraps from it unless the step terminated
-    (so truncation bootstraps, termination does not); the lambda-trace is cut at every episode end either way.
+    episode ended at t, the value of its final observation. The TD error bootstraps from it unless the step
+    terminated (so truncation bootstraps, termination does not); the lambda-trace is cut at every episode end
+    either way.
 
     Returns:
         (advantages, returns), both (T, E) float32, with returns = advantages + values.
@@ -56,8 +54,7 @@ class RolloutBuffer:
 
     Per step it keeps the observation, the raw (unclipped) action, its log-probability and value at act time,
     the reward and the two episode-end flags. Where an episode was truncated, the value of its final
-    observation
-    is recorded too (``add_final_values``), so the advantage bootstraps from the true successor.
+    observation is recorded too (``add_final_values``), so the advantage bootstraps from the true successor.
     """
 
     def __init__(
@@ -96,8 +93,7 @@ class RolloutBuffer:
 
     def add_final_values(self, env_mask: np.ndarray, final_values: np.ndarray) -> None:
         """Values of the final observations of the envs in ``env_mask`` whose episode was truncated at the
-        last
-        added step."""
+        last added step."""
         self.final_values[self.pos - 1, env_mask] = final_values
 
     def compute_returns_and_advantages(
@@ -164,8 +160,7 @@ class ReplaySample(NamedTuple):
     """A minibatch of transitions as tensors (B rows).
 
     ``discounts`` is the factor applied to the bootstrap value: gamma for 1-step transitions, gamma**k for a
-    k-step
-    return. Targets are ``rewards + discounts * (1 - terminated) * next_value``.
+    k-step return. Targets are ``rewards + discounts * (1 - terminated) * next_value``.
     """
 
     obs: torch.Tensor  # (B, obs_dim) float32
@@ -277,8 +272,8 @@ def _sum_tree_find(sums, prefix_sums, num_leaves):  # pragma: no cover (compiled
 class SumTree:
     """Binary tree over ``capacity`` leaf priorities holding subtree sums and minima, in flat arrays.
 
-    Node 1 is the root, node i has children 2i and 2i+1, leaves start at ``num_leaves`` (a power of two).
-    An update walks from each changed leaf to the root and a search from the root to a leaf: O(log n) each,
+    Node 1 is the root, node i has children 2i and 2i+1, leaves start at ``num_leaves`` (a power of two). An
+    update walks from each changed leaf to the root and a search from the root to a leaf: O(log n) each,
     compiled with numba so a batch of 32-256 costs microseconds rather than one numpy call per tree level.
     """
 
@@ -327,9 +322,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     """Proportional prioritized replay (Schaul et al. 2016): P(i) = p_i^alpha / sum_k p_k^alpha.
 
     New transitions get the largest priority seen so far, so each is replayed at least once with high
-    probability.
-    Sampling is stratified: the total mass is cut into B equal segments and one prefix sum is drawn per
-    segment.
+    probability. Sampling is stratified: the total mass is cut into B equal segments and one prefix sum is
+    drawn per segment.
     """
 
     def __init__(
@@ -466,10 +460,9 @@ def _empty_like_step(obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray)
 class RecurrentRolloutBuffer(RolloutBuffer):
     """A rollout that also keeps, per step, whether memory was reset before it and the LSTM states fed in.
 
-    ``lstm_states[t, e]`` holds K tensors of size H (h and c of the actor LSTM, then of the critic LSTM)
-    as they were *after* any episode-start reset, i.e. exactly the state the step was computed from.
-    Training cuts each env's T steps into chunks of ``seq_len`` and replays every chunk from its stored
-    initial state.
+    ``lstm_states[t, e]`` holds K tensors of size H (h and c of the actor LSTM, then of the critic LSTM) as
+    they were *after* any episode-start reset, i.e. exactly the state the step was computed from. Training
+    cuts each env's T steps into chunks of ``seq_len`` and replays every chunk from its stored initial state.
     """
 
     def __init__(

@@ -52,8 +52,8 @@ class DQNConfig:
 class DiscreteActionMap:
     """Maps action indices to env actions and back: the identity for Discrete, a lookup table for a Box.
 
-    Env actions coming back through ``store`` are matched to the nearest table entry, so transitions
-    produced by another policy (a scripted driver, demonstrations) can be stored too.
+    Env actions coming back through ``store`` are matched to the nearest table entry, so transitions produced
+    by another policy (a scripted driver, demonstrations) can be stored too.
     """
 
     def __init__(self, action_space: gym.Space, action_set: Sequence[Sequence[float]] | None):
@@ -92,8 +92,8 @@ def dqn_target(
 ) -> torch.Tensor:
     """y = r + discount (1 - terminated) Q'(s', a*), (B,).
 
-    a* = argmax_a Q_online(s', a) (double DQN) when ``next_q_online`` (B, n) is given, else the argmax of
-    the target network's own values ``next_q_target`` (B, n) (vanilla DQN).
+    a* = argmax_a Q_online(s', a) (double DQN) when ``next_q_online`` (B, n) is given, else the argmax of the
+    target network's own values ``next_q_target`` (B, n) (vanilla DQN).
     """
     if next_q_online is None:
         next_q = next_q_target.max(dim=1).values

@@ -2,9 +2,8 @@
 
 Conventions: inputs are flat float32 tensors (B, obs_dim); action tensors are (B, act_dim) for continuous and
 (B,) int64 for discrete actions. Log-probabilities and entropies are summed over action dimensions, shape
-(B,).
-Densities are written out by hand instead of going through ``torch.distributions`` (whose argument validation
-and object construction cost more than the math for the small networks RL uses).
+(B,). Densities are written out by hand instead of going through ``torch.distributions`` (whose argument
+validation and object construction cost more than the math for the small networks RL uses).
 """
 
 from __future__ import annotations
@@ -175,10 +174,9 @@ class StateDependentNoiseHead(nn.Module):
     """Generalized state-dependent exploration (gSDE, Raffin et al. 2021), as SB3 configures it for PPO.
 
     The exploration noise is eps(s) = latent(s) @ W with W ~ N(0, sigma^2) entrywise, sigma = exp(log_std) of
-    shape
-    (latent_dim, A), W re-drawn every few steps. So the action a = mean(s) + eps(s) is Gaussian with variance
-    sum_j latent_j^2 sigma_jk^2 per action dim k. The latent is detached for the variance (the noise does not
-    train the features), matching SB3's ``learn_features=False``.
+    shape (latent_dim, A), W re-drawn every few steps. So the action a = mean(s) + eps(s) is Gaussian with
+    variance sum_j latent_j^2 sigma_jk^2 per action dim k. The latent is detached for the variance (the noise
+    does not train the features), matching SB3's ``learn_features=False``.
     """
 
     def __init__(self, latent_dim: int, action_dim: int, log_std_init: float = 0.0, ortho_init: bool = True):
@@ -374,8 +372,7 @@ def project_distribution(
 
     Returns:
         (B, N) probabilities: each shifted atom's mass split between its two neighbouring atoms in proportion
-        to
-        distance (all of it on one atom when it lands exactly on it), clipped to [v_min, v_max].
+        to distance (all of it on one atom when it lands exactly on it), clipped to [v_min, v_max].
     """
     n_atoms = support.numel()
     v_min, v_max = float(support[0]), float(support[-1])

@@ -2,8 +2,8 @@
 
 Read top to bottom: config, networks, acting (which caches what the update needs), storing, the update.
 Matches SB3's PPO in losses and schedules (MSE value loss, per-minibatch advantage normalisation, linear
-annealing from ``progress_remaining = 1 - timesteps / total_timesteps`` measured after each rollout,
-target-KL early stop at 1.5 x target_kl before the gradient step), with optional gSDE exploration.
+annealing from ``progress_remaining = 1 - timesteps / total_timesteps`` measured after each rollout, target-KL
+early stop at 1.5 x target_kl before the gradient step), with optional gSDE exploration.
 """
 
 from __future__ import annotations
@@ -84,9 +84,9 @@ def clipped_ppo_loss(
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The PPO objective on a minibatch of B transitions (all tensors (B,)).
 
-    ``batch`` holds the rollout's ``log_probs``, ``values``, ``advantages`` and ``returns``. Returns the
-    loss to minimise and its parts [policy, value, entropy loss, approx KL, clip fraction] (detached), or
-    None when ``cfg.target_kl`` is set and the KL estimate already exceeds 1.5 x target_kl (SB3's stop).
+    ``batch`` holds the rollout's ``log_probs``, ``values``, ``advantages`` and ``returns``. Returns the loss
+    to minimise and its parts [policy, value, entropy loss, approx KL, clip fraction] (detached), or None when
+    ``cfg.target_kl`` is set and the KL estimate already exceeds 1.5 x target_kl (SB3's stop).
     """
     log_ratio = new_log_probs - batch["log_probs"]
     ratio = log_ratio.exp()
@@ -194,8 +194,8 @@ class PPO(Agent):
         """(E, *obs_shape) -> (E,) int64 or (E, A) float32 actions clipped to the Box bounds.
 
         Stochastic calls cache the raw sample and its log-probability for :meth:`store`. State values are not
-        computed here: the critic does not change during a rollout, so :meth:`update` evaluates all of them
-        in one batched pass.
+        computed here: the critic does not change during a rollout, so :meth:`update` evaluates all of them in
+        one batched pass.
         """
         obs_t = self._obs_tensor(obs)
         with torch.inference_mode():

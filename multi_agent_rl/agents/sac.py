@@ -1,10 +1,10 @@
 """Soft Actor-Critic (Haarnoja et al. 2018) with automatic entropy tuning, for Box action spaces.
 
-Read top to bottom: config, networks, acting (uniform random during warm-up, then a tanh-squashed
-Gaussian), storing into replay, the update. The gradient step follows SB3's order: sample the policy on the
-batch, step the entropy coefficient, step the critics towards the soft target, step the actor against the
-updated critics, then move the target critics. Actions live in [-1, 1] internally and are mapped to the
-env's bounds on the way out.
+Read top to bottom: config, networks, acting (uniform random during warm-up, then a tanh-squashed Gaussian),
+storing into replay, the update. The gradient step follows SB3's order: sample the policy on the batch, step
+the entropy coefficient, step the critics towards the soft target, step the actor against the updated critics,
+then move the target critics. Actions live in [-1, 1] internally and are mapped to the env's bounds on the way
+out.
 """
 
 from __future__ import annotations

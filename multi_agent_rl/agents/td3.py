@@ -3,12 +3,10 @@
 Read top to bottom: config, networks, acting (uniform random during warm-up, then the deterministic actor plus
 Gaussian noise), storing into replay, the update. Schedules follow SB3: every ``train_freq`` vector steps,
 once more than ``learning_starts`` env steps were collected, take ``gradient_steps`` gradient steps; the actor
-and
-both target networks move every ``policy_frequency``-th gradient step.
+and both target networks move every ``policy_frequency``-th gradient step.
 
 Internally actions live in [-1, 1] (the actor's tanh range); they are mapped to the env's bounds on the way
-out
-and back on the way in, so the noise scales are fractions of half the action range.
+out and back on the way in, so the noise scales are fractions of half the action range.
 """
 
 from __future__ import annotations
