@@ -547,6 +547,9 @@ def main() -> None:
     parser.add_argument("--env", required=True)
     parser.add_argument("--steps", type=int, required=True, help="env steps per run, summed over env copies")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed+seeds-1"
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON summary as the last line")
     parser.add_argument(
         "--threads-ours", type=int, default=1, help="torch threads for ours (0 = torch default)"
@@ -566,7 +569,7 @@ def main() -> None:
         return
 
     results: dict[str, list[dict[str, float]]] = {"ours": [], "sb3": []}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         order = ("ours", "sb3") if seed % 2 == 0 else ("sb3", "ours")
         for side in order:
             command = [

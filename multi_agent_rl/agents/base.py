@@ -16,15 +16,14 @@ Off-policy targets and on-policy advantages bootstrap through truncation from it
 termination.
 
 Every agent decides internally when it learns (rollout full, ``train_freq`` reached, warm-up over); the loop
-just
-calls ``update()`` after every ``store()``.
+just calls ``update()`` after every ``store()``.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,8 +44,7 @@ class Transition:
         action: (E, *action_shape) action sent to the environment (float for Box, int for Discrete).
         reward: (E,) reward received.
         next_obs: (E, *obs_shape) true successor observation; for envs whose episode ended at this step it is
-        the
-            final observation of that episode, not the reset observation of the next one.
+            the final observation of that episode, not the reset observation of the next one.
         terminated: (E,) bool, the episode reached a terminal state (no bootstrapping from next_obs).
         truncated: (E,) bool, the episode was cut short (time limit, idle stop): bootstrap from next_obs.
     """
@@ -97,10 +95,8 @@ def check_spaces(
     """Raise :class:`IncompatibleSpaceError` with one sentence if ``agent_cls`` cannot run on these spaces.
 
     Observations must be a ``Box`` (any shape, flattened by the agent). Actions must be ``Discrete`` or
-    ``Box``
-    and match ``agent_cls.capabilities``; a DQN-family agent accepts a ``Box`` only through
-    ``config.action_set``,
-    whose entries must have the Box's shape and lie inside its bounds.
+    ``Box`` and match ``agent_cls.capabilities``; a DQN-family agent accepts a ``Box`` only through
+    ``config.action_set``, whose entries must have the Box's shape and lie inside its bounds.
     """
     name = agent_cls.__name__
     if not isinstance(observation_space, gym.spaces.Box):
@@ -258,8 +254,3 @@ def load_module_state(
     """Inverse of :func:`module_state`."""
     for name, module in modules.items():
         module.load_state_dict(state[name])
-
-
-def as_float_tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
-    """Config lists (possibly OmegaConf ListConfig) to a plain tuple."""
-    return None if values is None else tuple(float(v) for v in values)

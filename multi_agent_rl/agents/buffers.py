@@ -2,10 +2,8 @@
 returns.
 
 All buffers are preallocated numpy arrays written a whole vector step (E envs) at a time. Each array is also
-exposed
-as a torch tensor sharing its memory (``torch.from_numpy``), so minibatches are gathered with one torch index
-per
-field and never round-trip through Python lists.
+exposed as a torch tensor sharing its memory (``torch.from_numpy``), so minibatches are gathered with one
+torch index per field and never round-trip through Python lists.
 """
 
 from __future__ import annotations
@@ -32,9 +30,9 @@ def compute_gae(
     """Advantages and value targets by GAE(lambda), all arrays of shape (T, E).
 
     ``next_values[t]`` is V of the true successor of step t: the next stored observation, or, where the
-    episode
-    ended at t, the value of its final observation. The TD error bootstraps from it unless the step terminated
-    (so truncation bootstraps, termination does not); the lambda-trace is cut at every episode end either way.
+    episode ended at t, the value of its final observation. The TD error bootstraps from it unless the step
+    terminated (so truncation bootstraps, termination does not); the lambda-trace is cut at every episode end
+    either way.
 
     Returns:
         (advantages, returns), both (T, E) float32, with returns = advantages + values.
@@ -56,8 +54,7 @@ class RolloutBuffer:
 
     Per step it keeps the observation, the raw (unclipped) action, its log-probability and value at act time,
     the reward and the two episode-end flags. Where an episode was truncated, the value of its final
-    observation
-    is recorded too (``add_final_values``), so the advantage bootstraps from the true successor.
+    observation is recorded too (``add_final_values``), so the advantage bootstraps from the true successor.
     """
 
     def __init__(
@@ -96,8 +93,7 @@ class RolloutBuffer:
 
     def add_final_values(self, env_mask: np.ndarray, final_values: np.ndarray) -> None:
         """Values of the final observations of the envs in ``env_mask`` whose episode was truncated at the
-        last
-        added step."""
+        last added step."""
         self.final_values[self.pos - 1, env_mask] = final_values
 
     def compute_returns_and_advantages(
@@ -113,17 +109,18 @@ class RolloutBuffer:
             self.rewards, self.values, next_values, self.terminated, self.truncated, gamma, gae_lambda
         )
 
-    def flat_tensors(self) -> dict[str, torch.Tensor]:
-        """The rollout flattened to T*E rows, as tensors sharing the buffer's memory."""
+    def flat_tensors(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """The rollout flattened to T*E rows, as tensors (sharing the buffer's memory on CPU)."""
         rows = self.num_steps * self.num_envs
-        return {
-            "obs": torch.from_numpy(self.obs.reshape(rows, -1)),
-            "actions": torch.from_numpy(self.actions.reshape(rows, *self.actions.shape[2:])),
-            "log_probs": torch.from_numpy(self.log_probs.reshape(rows)),
-            "values": torch.from_numpy(self.values.reshape(rows)),
-            "advantages": torch.from_numpy(self.advantages.reshape(rows)),
-            "returns": torch.from_numpy(self.returns.reshape(rows)),
+        arrays = {
+            "obs": self.obs.reshape(rows, -1),
+            "actions": self.actions.reshape(rows, *self.actions.shape[2:]),
+            "log_probs": self.log_probs.reshape(rows),
+            "values": self.values.reshape(rows),
+            "advantages": self.advantages.reshape(rows),
+            "returns": self.returns.reshape(rows),
         }
+        return {name: torch.from_numpy(array).to(device) for name, array in arrays.items()}
 
     def reset(self) -> None:
         self.pos = 0
@@ -163,8 +160,7 @@ class ReplaySample(NamedTuple):
     """A minibatch of transitions as tensors (B rows).
 
     ``discounts`` is the factor applied to the bootstrap value: gamma for 1-step transitions, gamma**k for a
-    k-step
-    return. Targets are ``rewards + discounts * (1 - terminated) * next_value``.
+    k-step return. Targets are ``rewards + discounts * (1 - terminated) * next_value``.
     """
 
     obs: torch.Tensor  # (B, obs_dim) float32
@@ -181,8 +177,16 @@ _REPLAY_FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "discou
 class ReplayBuffer:
     """Circular buffer of transitions, preallocated, filled a vector step (or an n-step batch) at a time."""
 
-    def __init__(self, capacity: int, obs_dim: int, action_shape: tuple[int, ...], discrete: bool):
+    def __init__(
+        self,
+        capacity: int,
+        obs_dim: int,
+        action_shape: tuple[int, ...],
+        discrete: bool,
+        device: torch.device | str = "cpu",
+    ):
         self.capacity = int(capacity)
+        self.device = torch.device(device)  # where sampled minibatches go; the storage stays in host memory
         self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
         self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
         self.actions = np.zeros((capacity, *action_shape), dtype=np.int64 if discrete else np.float32)
@@ -216,7 +220,7 @@ class ReplayBuffer:
 
     def gather(self, slots: np.ndarray) -> ReplaySample:
         index = torch.from_numpy(slots)
-        return ReplaySample(*(self._tensors[name][index] for name in _REPLAY_FIELDS))
+        return ReplaySample(*(self._tensors[name][index].to(self.device) for name in _REPLAY_FIELDS))
 
     def state_dict(self) -> dict[str, Any]:
         state = {name: getattr(self, name)[: self.size].copy() for name in _REPLAY_FIELDS}
@@ -268,8 +272,8 @@ def _sum_tree_find(sums, prefix_sums, num_leaves):  # pragma: no cover (compiled
 class SumTree:
     """Binary tree over ``capacity`` leaf priorities holding subtree sums and minima, in flat arrays.
 
-    Node 1 is the root, node i has children 2i and 2i+1, leaves start at ``num_leaves`` (a power of two).
-    An update walks from each changed leaf to the root and a search from the root to a leaf: O(log n) each,
+    Node 1 is the root, node i has children 2i and 2i+1, leaves start at ``num_leaves`` (a power of two). An
+    update walks from each changed leaf to the root and a search from the root to a leaf: O(log n) each,
     compiled with numba so a batch of 32-256 costs microseconds rather than one numpy call per tree level.
     """
 
@@ -318,15 +322,20 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     """Proportional prioritized replay (Schaul et al. 2016): P(i) = p_i^alpha / sum_k p_k^alpha.
 
     New transitions get the largest priority seen so far, so each is replayed at least once with high
-    probability.
-    Sampling is stratified: the total mass is cut into B equal segments and one prefix sum is drawn per
-    segment.
+    probability. Sampling is stratified: the total mass is cut into B equal segments and one prefix sum is
+    drawn per segment.
     """
 
     def __init__(
-        self, capacity: int, obs_dim: int, action_shape: tuple[int, ...], discrete: bool, alpha: float
+        self,
+        capacity: int,
+        obs_dim: int,
+        action_shape: tuple[int, ...],
+        discrete: bool,
+        alpha: float,
+        device: torch.device | str = "cpu",
     ):
-        super().__init__(capacity, obs_dim, action_shape, discrete)
+        super().__init__(capacity, obs_dim, action_shape, discrete, device)
         self.alpha = float(alpha)
         self.tree = SumTree(capacity)
         self.max_priority = 1.0  # raw priority (before ** alpha)
@@ -345,7 +354,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         min_probability = self.tree.min / total
         # w_i = (N P(i))^-beta normalised by the largest weight in the buffer, (N P_min)^-beta
         weights = (probabilities / min_probability) ** (-beta)
-        return PrioritizedSample(self.gather(slots), slots, torch.from_numpy(weights.astype(np.float32)))
+        weights_t = torch.from_numpy(weights.astype(np.float32)).to(self.device)
+        return PrioritizedSample(self.gather(slots), slots, weights_t)
 
     def update_priorities(self, slots: np.ndarray, priorities: np.ndarray) -> None:
         """Set raw priorities (e.g. |TD error| or the distributional loss) of sampled slots."""
@@ -450,10 +460,9 @@ def _empty_like_step(obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray)
 class RecurrentRolloutBuffer(RolloutBuffer):
     """A rollout that also keeps, per step, whether memory was reset before it and the LSTM states fed in.
 
-    ``lstm_states[t, e]`` holds K tensors of size H (h and c of the actor LSTM, then of the critic LSTM)
-    as they were *after* any episode-start reset, i.e. exactly the state the step was computed from.
-    Training cuts each env's T steps into chunks of ``seq_len`` and replays every chunk from its stored
-    initial state.
+    ``lstm_states[t, e]`` holds K tensors of size H (h and c of the actor LSTM, then of the critic LSTM) as
+    they were *after* any episode-start reset, i.e. exactly the state the step was computed from. Training
+    cuts each env's T steps into chunks of ``seq_len`` and replays every chunk from its stored initial state.
     """
 
     def __init__(

@@ -52,8 +52,8 @@ class DQNConfig:
 class DiscreteActionMap:
     """Maps action indices to env actions and back: the identity for Discrete, a lookup table for a Box.
 
-    Env actions coming back through ``store`` are matched to the nearest table entry, so transitions
-    produced by another policy (a scripted driver, demonstrations) can be stored too.
+    Env actions coming back through ``store`` are matched to the nearest table entry, so transitions produced
+    by another policy (a scripted driver, demonstrations) can be stored too.
     """
 
     def __init__(self, action_space: gym.Space, action_set: Sequence[Sequence[float]] | None):
@@ -92,8 +92,8 @@ def dqn_target(
 ) -> torch.Tensor:
     """y = r + discount (1 - terminated) Q'(s', a*), (B,).
 
-    a* = argmax_a Q_online(s', a) (double DQN) when ``next_q_online`` (B, n) is given, else the argmax of
-    the target network's own values ``next_q_target`` (B, n) (vanilla DQN).
+    a* = argmax_a Q_online(s', a) (double DQN) when ``next_q_online`` (B, n) is given, else the argmax of the
+    target network's own values ``next_q_target`` (B, n) (vanilla DQN).
     """
     if next_q_online is None:
         next_q = next_q_target.max(dim=1).values
@@ -128,7 +128,7 @@ class DQN(Agent):
         self.target_network = freeze(copy.deepcopy(self.q_network))
         self.params = list(self.q_network.parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, fused=True)
-        self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (), discrete=True)
+        self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (), True, self.device)
         self._steps_since_train = 0  # vector steps stored since the last training phase
         self._steps_since_target_update = 0  # vector steps stored since the last target update
 
@@ -146,7 +146,7 @@ class DQN(Agent):
         if not deterministic and self.num_timesteps < self.config.learning_starts:
             return self.actions.to_env(self.np_rng.integers(0, self.actions.num_actions, count))
         with torch.inference_mode():
-            greedy = self.q_network(self._obs_tensor(obs)).argmax(dim=1).numpy()
+            greedy = self.q_network(self._obs_tensor(obs)).argmax(dim=1).cpu().numpy()
         if not deterministic:
             explore = self.np_rng.random(count) < self.epsilon
             greedy = np.where(explore, self.np_rng.integers(0, self.actions.num_actions, count), greedy)

@@ -1,9 +1,8 @@
 """A minimal driver for one agent on a gymnasium vector env: the SB3 comparison and the agent tests use it.
 
 It is deliberately small (no logging, checkpoints or multi-agent dicts; those belong to ``training/``) but
-shows
-the protocol end to end: act on the batch, step, rebuild the true successor observations from gymnasium's
-same-step autoreset ``final_obs``, store, update, reset recurrent memory of finished envs.
+shows the protocol end to end: act on the batch, step, rebuild the true successor observations from
+gymnasium's same-step autoreset ``final_obs``, store, update, reset recurrent memory of finished envs.
 """
 
 from __future__ import annotations
@@ -24,9 +23,8 @@ def make_vector_env(
     """E copies of an env stepped in-process, resetting finished copies within the same step.
 
     With same-step autoreset the returned observation of a finished env is already the next episode's first
-    one
-    and the finished episode's last observation is in ``info["final_obs"]``; :func:`successor_observations`
-    puts it back.
+    one and the finished episode's last observation is in ``info["final_obs"]``;
+    :func:`successor_observations` puts it back.
     """
 
     def make_one() -> gym.Env:

@@ -2,9 +2,8 @@
 
 Conventions: inputs are flat float32 tensors (B, obs_dim); action tensors are (B, act_dim) for continuous and
 (B,) int64 for discrete actions. Log-probabilities and entropies are summed over action dimensions, shape
-(B,).
-Densities are written out by hand instead of going through ``torch.distributions`` (whose argument validation
-and object construction cost more than the math for the small networks RL uses).
+(B,). Densities are written out by hand instead of going through ``torch.distributions`` (whose argument
+validation and object construction cost more than the math for the small networks RL uses).
 """
 
 from __future__ import annotations
@@ -48,6 +47,14 @@ ACTIVATION_FUNCTIONS = MappingProxyType({
     "gelu": F.gelu,
     "leaky_relu": F.leaky_relu,
 })
+# in-place versions: safe on a linear layer's fresh output (its backward needs the input, not the output)
+INPLACE_ACTIVATION_FUNCTIONS = MappingProxyType({
+    "tanh": torch.tanh_,
+    "relu": torch.relu_,
+    "elu": F.elu_,
+    "gelu": F.gelu,
+    "leaky_relu": F.leaky_relu_,
+})
 
 
 class MLP(nn.Sequential):
@@ -65,8 +72,8 @@ class MLP(nn.Sequential):
                 continue
             name = next(key for key, cls in ACTIVATIONS.items() if isinstance(layer, cls))
             if plan and plan[-1][1] is None:
-                plan[-1] = (plan[-1][0], ACTIVATION_FUNCTIONS[name])
-            else:
+                plan[-1] = (plan[-1][0], INPLACE_ACTIVATION_FUNCTIONS[name])
+            else:  # an activation first (a sliced MLP): never modify the caller's input in place
                 plan.append((None, ACTIVATION_FUNCTIONS[name]))
         self._plan = plan
 
@@ -115,15 +122,22 @@ def output_size(hidden_sizes: Sequence[int], in_dim: int) -> int:
 
 def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """log N(actions; mean, std^2) summed over the last axis: (B, A) -> (B,)."""
+    return gaussian_log_prob_entropy(actions, mean, std)[0]
+
+
+def gaussian_log_prob_entropy(
+    actions: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log N(actions; mean, std^2) and the entropy of N(mean, std^2), both summed over action dims, (B,).
+
+    ``std`` may be (A,) (state-independent) or (B, A); log(std) is taken once for both.
+    """
+    action_dim = mean.shape[-1]
     log_std = torch.log(std)
     z = (actions - mean) / std
-    return (-0.5 * z.square() - log_std - LOG_SQRT_2PI).sum(-1)
-
-
-def gaussian_entropy(std: torch.Tensor, batch: int) -> torch.Tensor:
-    """Entropy of a diagonal Gaussian summed over action dims, (B,) (std may be (A,) or (B, A))."""
-    entropy = (0.5 + LOG_SQRT_2PI + torch.log(std)).sum(-1)
-    return entropy.expand(batch) if entropy.dim() == 0 else entropy
+    log_prob = (-0.5 * z.square() - log_std).sum(-1) - action_dim * LOG_SQRT_2PI
+    entropy = log_std.sum(-1) + action_dim * (0.5 + LOG_SQRT_2PI)
+    return log_prob, entropy.expand(len(mean)) if entropy.dim() == 0 else entropy
 
 
 def categorical_log_prob_entropy(
@@ -161,10 +175,9 @@ class StateDependentNoiseHead(nn.Module):
     """Generalized state-dependent exploration (gSDE, Raffin et al. 2021), as SB3 configures it for PPO.
 
     The exploration noise is eps(s) = latent(s) @ W with W ~ N(0, sigma^2) entrywise, sigma = exp(log_std) of
-    shape
-    (latent_dim, A), W re-drawn every few steps. So the action a = mean(s) + eps(s) is Gaussian with variance
-    sum_j latent_j^2 sigma_jk^2 per action dim k. The latent is detached for the variance (the noise does not
-    train the features), matching SB3's ``learn_features=False``.
+    shape (latent_dim, A), W re-drawn every few steps. So the action a = mean(s) + eps(s) is Gaussian with
+    variance sum_j latent_j^2 sigma_jk^2 per action dim k. The latent is detached for the variance (the noise
+    does not train the features), matching SB3's ``learn_features=False``.
     """
 
     def __init__(self, latent_dim: int, action_dim: int, log_std_init: float = 0.0, ortho_init: bool = True):
@@ -360,8 +373,7 @@ def project_distribution(
 
     Returns:
         (B, N) probabilities: each shifted atom's mass split between its two neighbouring atoms in proportion
-        to
-        distance (all of it on one atom when it lands exactly on it), clipped to [v_min, v_max].
+        to distance (all of it on one atom when it lands exactly on it), clipped to [v_min, v_max].
     """
     n_atoms = support.numel()
     v_min, v_max = float(support[0]), float(support[-1])

@@ -2,8 +2,8 @@
 
 Read top to bottom: config, networks, acting (which caches what the update needs), storing, the update.
 Matches SB3's PPO in losses and schedules (MSE value loss, per-minibatch advantage normalisation, linear
-annealing from ``progress_remaining = 1 - timesteps / total_timesteps`` measured after each rollout,
-target-KL early stop at 1.5 x target_kl before the gradient step), with optional gSDE exploration.
+annealing from ``progress_remaining = 1 - timesteps / total_timesteps`` measured after each rollout, target-KL
+early stop at 1.5 x target_kl before the gradient step), with optional gSDE exploration.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from .networks import (
     StateDependentNoiseHead,
     categorical_log_prob_entropy,
     clip_grad_norm,
-    gaussian_entropy,
     gaussian_log_prob,
+    gaussian_log_prob_entropy,
     layer_init,
     mlp,
     output_size,
@@ -84,9 +84,9 @@ def clipped_ppo_loss(
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The PPO objective on a minibatch of B transitions (all tensors (B,)).
 
-    ``batch`` holds the rollout's ``log_probs``, ``values``, ``advantages`` and ``returns``. Returns the
-    loss to minimise and its parts [policy, value, entropy loss, approx KL, clip fraction] (detached), or
-    None when ``cfg.target_kl`` is set and the KL estimate already exceeds 1.5 x target_kl (SB3's stop).
+    ``batch`` holds the rollout's ``log_probs``, ``values``, ``advantages`` and ``returns``. Returns the loss
+    to minimise and its parts [policy, value, entropy loss, approx KL, clip fraction] (detached), or None when
+    ``cfg.target_kl`` is set and the KL estimate already exceeds 1.5 x target_kl (SB3's stop).
     """
     log_ratio = new_log_probs - batch["log_probs"]
     ratio = log_ratio.exp()
@@ -193,28 +193,29 @@ class PPO(Agent):
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """(E, *obs_shape) -> (E,) int64 or (E, A) float32 actions clipped to the Box bounds.
 
-        Stochastic calls cache the raw sample, its log-probability and the state value for :meth:`store`.
+        Stochastic calls cache the raw sample and its log-probability for :meth:`store`. State values are not
+        computed here: the critic does not change during a rollout, so :meth:`update` evaluates all of them in
+        one batched pass.
         """
         obs_t = self._obs_tensor(obs)
         with torch.inference_mode():
             params, std, latent = self._distribution(obs_t)
             if self.discrete:
                 if deterministic:
-                    return params.argmax(-1).numpy()
+                    return params.argmax(-1).cpu().numpy()
                 actions = sample_categorical(params, self.torch_rng)
                 log_probs, _ = categorical_log_prob_entropy(params, actions)
             else:
                 if deterministic:
-                    return np.clip(params.numpy(), self.action_low, self.action_high)
+                    return np.clip(params.cpu().numpy(), self.action_low, self.action_high)
                 if self.config.use_sde:
                     noise = self.actor_head.noise(latent, self._exploration_matrices(len(obs_t)))
                 else:
-                    noise = std * torch.randn(params.shape, generator=self.torch_rng)
+                    noise = std * torch.randn(params.shape, generator=self.torch_rng, device=self.device)
                 actions = params + noise
                 log_probs = gaussian_log_prob(actions, params, std)
-            values = self.critic(obs_t).squeeze(-1)
-        actions_np = actions.numpy()
-        self._cache = (actions_np, log_probs.numpy(), values.numpy())
+        actions_np = actions.cpu().numpy()
+        self._cache = (actions_np, log_probs.cpu().numpy())
         return actions_np if self.discrete else np.clip(actions_np, self.action_low, self.action_high)
 
     def _exploration_matrices(self, batch: int) -> torch.Tensor:
@@ -234,13 +235,13 @@ class PPO(Agent):
             raise RuntimeError(
                 "PPO.store() must follow act(obs, deterministic=False) on the same observations."
             )
-        actions, log_probs, values = self._cache
+        actions, log_probs = self._cache
         self._cache = None
         self.buffer.add(
             transition.obs,
             actions,
             log_probs,
-            values,
+            0.0,  # V(obs) is filled in for the whole rollout at update time
             transition.reward,
             transition.terminated,
             transition.truncated,
@@ -253,7 +254,7 @@ class PPO(Agent):
 
     def _values(self, obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.critic(self._obs_tensor(obs)).squeeze(-1).numpy()
+            return self.critic(self._obs_tensor(obs)).squeeze(-1).cpu().numpy()
 
     # --- learning -------------------------------------------------------------------------------------------
 
@@ -262,23 +263,28 @@ class PPO(Agent):
         if not self.buffer.full:
             return None
         cfg = self.config
-        self.buffer.compute_returns_and_advantages(
-            self._values(self._last_next_obs), cfg.gamma, cfg.gae_lambda
-        )
+        # V of every stored observation and of the last successors, in one pass of the (unchanged) critic
+        rollout_obs = self.buffer.obs.reshape(-1, self.obs_dim)
+        values = self._values(np.concatenate([rollout_obs, self._last_next_obs.reshape(self.num_envs, -1)]))
+        self.buffer.values[:] = values[: len(rollout_obs)].reshape(self.buffer.values.shape)
+        self.buffer.compute_returns_and_advantages(values[len(rollout_obs) :], cfg.gamma, cfg.gae_lambda)
         progress_remaining = max(0.0, 1.0 - self.num_timesteps / cfg.total_timesteps)
         learning_rate = cfg.learning_rate * (progress_remaining if cfg.anneal_lr else 1.0)
         clip_coef = cfg.clip_coef * (progress_remaining if cfg.anneal_clip_coef else 1.0)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
 
-        data = self.buffer.flat_tensors()
+        data = self.buffer.flat_tensors(self.device)
         batch_size = len(data["obs"])
         stats: list[torch.Tensor] = []  # per minibatch: policy, value, entropy loss, approx kl, clip fraction
         stop_early = False
         for _ in range(cfg.update_epochs):
             # one gather per field and epoch; the minibatches are then contiguous slices (views)
-            order = torch.from_numpy(self.np_rng.permutation(batch_size))
-            shuffled = {name: tensor[order] for name, tensor in data.items()}
+            if cfg.minibatch_size >= batch_size:  # one full-batch step: the order does not matter
+                shuffled = data
+            else:
+                order = torch.from_numpy(self.np_rng.permutation(batch_size))
+                shuffled = {name: tensor[order] for name, tensor in data.items()}
             for start in range(0, batch_size, cfg.minibatch_size):
                 end = start + cfg.minibatch_size
                 step_stats = self._minibatch_step({k: v[start:end] for k, v in shuffled.items()}, clip_coef)
@@ -297,8 +303,7 @@ class PPO(Agent):
         if self.discrete:
             new_log_probs, entropy = categorical_log_prob_entropy(params, batch["actions"])
         else:
-            new_log_probs = gaussian_log_prob(batch["actions"], params, std)
-            entropy = gaussian_entropy(std, len(params))
+            new_log_probs, entropy = gaussian_log_prob_entropy(batch["actions"], params, std)
         new_values = self.critic(batch["obs"]).squeeze(-1)
         result = clipped_ppo_loss(self.config, clip_coef, batch, new_log_probs, entropy, new_values)
         if result is None:
@@ -314,7 +319,7 @@ class PPO(Agent):
     def _summarise(
         self, stats: list[torch.Tensor], data: dict[str, torch.Tensor], learning_rate: float, clip_coef: float
     ) -> dict[str, float]:
-        metrics = summarise_update(stats, data["values"].numpy(), data["returns"].numpy())
+        metrics = summarise_update(stats, data["values"].cpu().numpy(), data["returns"].cpu().numpy())
         metrics.update(learning_rate=learning_rate, clip_range=clip_coef, n_updates=float(self.num_updates))
         if not self.discrete:
             metrics["std"] = float(self.actor_head.log_std.detach().exp().mean())

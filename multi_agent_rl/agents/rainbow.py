@@ -94,7 +94,7 @@ class Rainbow(Agent):
         self.params = list(self.q_network.parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         self.replay = PrioritizedReplayBuffer(
-            cfg.buffer_size, self.obs_dim, (), discrete=True, alpha=cfg.prioritized_replay_alpha
+            cfg.buffer_size, self.obs_dim, (), True, cfg.prioritized_replay_alpha, self.device
         )
         self.n_step = NStepAccumulator(cfg.n_step, cfg.gamma, self.num_envs)
         self._steps_since_train = 0  # vector steps stored since the last training phase
@@ -127,7 +127,7 @@ class Rainbow(Agent):
         with torch.no_grad():
             if noisy:
                 self.q_network.reset_noise(self.torch_rng)
-            greedy = self.expected_q(self.q_network(self._obs_tensor(obs), noisy)).argmax(dim=1).numpy()
+            greedy = self.expected_q(self.q_network(self._obs_tensor(obs), noisy)).argmax(dim=1).cpu().numpy()
         if not deterministic and self.epsilon > 0:
             explore = self.np_rng.random(count) < self.epsilon
             greedy = np.where(explore, self.np_rng.integers(0, self.actions.num_actions, count), greedy)
@@ -214,7 +214,7 @@ class Rainbow(Agent):
         loss.backward()
         clip_grad_norm(self.params, cfg.max_grad_norm)
         self.optimizer.step()
-        priorities = cross_entropy.detach().numpy().astype(np.float64) + cfg.prioritized_replay_eps
+        priorities = cross_entropy.detach().cpu().numpy().astype(np.float64) + cfg.prioritized_replay_eps
         self.replay.update_priorities(sample.slots, priorities)
         q_taken = (log_probs.detach().exp() * self.support).sum(-1).mean()
         return torch.stack([loss.detach(), q_taken])

@@ -37,8 +37,8 @@ from .networks import (
     StateDependentNoiseHead,
     categorical_log_prob_entropy,
     clip_grad_norm,
-    gaussian_entropy,
     gaussian_log_prob,
+    gaussian_log_prob_entropy,
     layer_init,
     mlp,
     output_size,
@@ -197,8 +197,8 @@ class RecurrentPPO(Agent):
                 memory.states = torch.cat([h_pi, c_pi, states_in[2:]])
                 memory.starts = np.zeros_like(memory.starts)
                 if self.discrete:
-                    return params.argmax(-1).numpy()
-                return np.clip(params.numpy(), self.action_low, self.action_high)
+                    return params.argmax(-1).cpu().numpy()
+                return np.clip(params.cpu().numpy(), self.action_low, self.action_high)
             if self.discrete:
                 actions = sample_categorical(params, self.torch_rng)
                 log_probs, _ = categorical_log_prob_entropy(params, actions)
@@ -206,7 +206,7 @@ class RecurrentPPO(Agent):
                 if self.config.use_sde:
                     noise = self.actor_head.noise(latent, self._exploration_matrices(len(obs_t)))
                 else:
-                    noise = std * torch.randn(params.shape, generator=self.torch_rng)
+                    noise = std * torch.randn(params.shape, generator=self.torch_rng, device=self.device)
                 actions = params + noise
                 log_probs = gaussian_log_prob(actions, params, std)
             if self.critic_lstm is not None:
@@ -216,8 +216,14 @@ class RecurrentPPO(Agent):
             else:
                 values = self.critic(obs_t).squeeze(-1)
                 memory.states = torch.cat([h_pi, c_pi])
-        actions_np = actions.numpy()
-        self._cache = (actions_np, log_probs.numpy(), values.numpy(), memory.starts, states_in.numpy())
+        actions_np = actions.cpu().numpy()
+        self._cache = (
+            actions_np,
+            log_probs.cpu().numpy(),
+            values.cpu().numpy(),
+            memory.starts,
+            states_in.cpu().numpy(),
+        )
         memory.starts = np.zeros_like(memory.starts)
         return actions_np if self.discrete else np.clip(actions_np, self.action_low, self.action_high)
 
@@ -255,10 +261,10 @@ class RecurrentPPO(Agent):
         obs_t = self._obs_tensor(obs[env_mask])
         with torch.inference_mode():
             if self.critic_lstm is None:
-                return self.critic(obs_t).squeeze(-1).numpy()
+                return self.critic(obs_t).squeeze(-1).cpu().numpy()
             states = self.memory[False].states[:, torch.from_numpy(env_mask)]
             latent, _ = self.critic_lstm.step(obs_t, (states[2:3], states[3:4]))
-            return self.critic(latent).squeeze(-1).numpy()
+            return self.critic(latent).squeeze(-1).cpu().numpy()
 
     # --- learning -------------------------------------------------------------------------------------------
 
@@ -278,7 +284,7 @@ class RecurrentPPO(Agent):
             group["lr"] = learning_rate
 
         chunks = self.buffer.chunks(cfg.seq_len)
-        tensors = {name: torch.from_numpy(array) for name, array in chunks.items()}
+        tensors = {name: torch.from_numpy(array).to(self.device) for name, array in chunks.items()}
         num_chunks, per_minibatch = len(chunks["obs"]), cfg.minibatch_size // cfg.seq_len
         stats: list[torch.Tensor] = []
         stop_early = False
@@ -335,8 +341,7 @@ class RecurrentPPO(Agent):
         if self.discrete:
             new_log_probs, entropy = categorical_log_prob_entropy(params, batch["actions"])
         else:
-            new_log_probs = gaussian_log_prob(batch["actions"], params, std)
-            entropy = gaussian_entropy(std, len(params))
+            new_log_probs, entropy = gaussian_log_prob_entropy(batch["actions"], params, std)
         if self.critic_lstm is not None:
             latent_vf = self._run_segments(self.critic_lstm, batch["obs"], initial, layout, slice(2, 4))
             new_values = self.critic(latent_vf).squeeze(-1)

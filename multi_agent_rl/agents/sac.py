@@ -1,10 +1,10 @@
 """Soft Actor-Critic (Haarnoja et al. 2018) with automatic entropy tuning, for Box action spaces.
 
-Read top to bottom: config, networks, acting (uniform random during warm-up, then a tanh-squashed
-Gaussian), storing into replay, the update. The gradient step follows SB3's order: sample the policy on the
-batch, step the entropy coefficient, step the critics towards the soft target, step the actor against the
-updated critics, then move the target critics. Actions live in [-1, 1] internally and are mapped to the
-env's bounds on the way out.
+Read top to bottom: config, networks, acting (uniform random during warm-up, then a tanh-squashed Gaussian),
+storing into replay, the update. The gradient step follows SB3's order: sample the policy on the batch, step
+the entropy coefficient, step the critics towards the soft target, step the actor against the updated critics,
+then move the target critics. Actions live in [-1, 1] internally and are mapped to the env's bounds on the way
+out.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class SAC(Agent):
         self.target_entropy = (
             float(-self.action_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
         )
-        self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (self.action_dim,), discrete=False)
+        self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (self.action_dim,), False, self.device)
         self._steps_since_train = 0  # vector steps stored since the last training phase
 
     # --- acting ---------------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ class SAC(Agent):
             )
         with torch.inference_mode():
             unit, _ = self.actor(self._obs_tensor(obs), self.torch_rng, deterministic)
-        return self._to_env(unit.numpy())
+        return self._to_env(unit.cpu().numpy())
 
     def _to_env(self, unit: np.ndarray) -> np.ndarray:
         return (self.action_low + (unit + 1.0) * 0.5 * (self.action_high - self.action_low)).astype(

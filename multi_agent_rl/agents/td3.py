@@ -3,12 +3,10 @@
 Read top to bottom: config, networks, acting (uniform random during warm-up, then the deterministic actor plus
 Gaussian noise), storing into replay, the update. Schedules follow SB3: every ``train_freq`` vector steps,
 once more than ``learning_starts`` env steps were collected, take ``gradient_steps`` gradient steps; the actor
-and
-both target networks move every ``policy_frequency``-th gradient step.
+and both target networks move every ``policy_frequency``-th gradient step.
 
 Internally actions live in [-1, 1] (the actor's tanh range); they are mapped to the env's bounds on the way
-out
-and back on the way in, so the noise scales are fractions of half the action range.
+out and back on the way in, so the noise scales are fractions of half the action range.
 """
 
 from __future__ import annotations
@@ -76,7 +74,7 @@ class TD3(Agent):
         self.critic_target = freeze(copy.deepcopy(self.critic))
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.learning_rate, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.learning_rate, fused=True)
-        self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (self.action_dim,), discrete=False)
+        self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (self.action_dim,), False, self.device)
         self._steps_since_train = 0  # vector steps stored since the last training phase
 
     # --- acting ---------------------------------------------------------------------------------------------
@@ -88,7 +86,7 @@ class TD3(Agent):
                 np.float32
             )
         with torch.inference_mode():
-            unit = self.actor(self._obs_tensor(obs)).numpy()
+            unit = self.actor(self._obs_tensor(obs)).cpu().numpy()
         if not deterministic:
             noise = self.np_rng.normal(0.0, self.config.exploration_noise, unit.shape)
             unit = np.clip(unit + noise, -1.0, 1.0)
@@ -145,7 +143,10 @@ class TD3(Agent):
         """y = r + discount (1 - terminated) min_i Q'_i(s', clip(pi'(s') + clipped noise, -1, 1)), (B,)."""
         cfg = self.config
         with torch.no_grad():
-            noise = torch.randn(batch.actions.shape, generator=self.torch_rng) * cfg.policy_noise
+            noise = (
+                torch.randn(batch.actions.shape, generator=self.torch_rng, device=self.device)
+                * cfg.policy_noise
+            )
             noise = noise.clamp(-cfg.noise_clip, cfg.noise_clip)
             next_actions = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
             next_q = torch.minimum(*self.critic_target(batch.next_obs, next_actions))

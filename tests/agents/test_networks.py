@@ -61,3 +61,20 @@ def test_mlp_orthogonal_init_gains():
     torch.testing.assert_close(hidden.T @ hidden, 2.0 * torch.eye(8), atol=1e-5, rtol=0)
     torch.testing.assert_close(output @ output.T, 1e-4 * torch.eye(2), atol=1e-7, rtol=0)
     assert all(torch.count_nonzero(layer.bias) == 0 for layer in (net[0], net[2], net[4]))
+
+
+def test_hand_written_densities_match_torch_distributions():
+    from multi_agent_rl.agents.networks import categorical_log_prob_entropy, gaussian_log_prob_entropy
+
+    torch.manual_seed(0)
+    mean, actions = torch.randn(5, 2), torch.randn(5, 2)
+    for std in (torch.rand(5, 2) + 0.1, torch.rand(2) + 0.1):  # state-dependent and state-independent
+        reference = torch.distributions.Normal(mean, std)
+        log_prob, entropy = gaussian_log_prob_entropy(actions, mean, std)
+        torch.testing.assert_close(log_prob, reference.log_prob(actions).sum(-1))
+        torch.testing.assert_close(entropy, reference.entropy().sum(-1).expand(5))
+    logits, choices = torch.randn(5, 3), torch.tensor([0, 2, 1, 1, 0])
+    reference = torch.distributions.Categorical(logits=logits)
+    log_prob, entropy = categorical_log_prob_entropy(logits, choices)
+    torch.testing.assert_close(log_prob, reference.log_prob(choices))
+    torch.testing.assert_close(entropy, reference.entropy())

@@ -95,8 +95,8 @@ def test_exact_resume():
 
 
 def test_learns_pendulum():
-    """Small networks, 8k steps: the deterministic return rises from about -1300 to better than -600
-    (seeds 0-3 reached -166, -327, -253, -163)."""
+    """Small networks, 8k steps: the deterministic return rises from about -1300 to better than -600 (seeds
+    0-3 reached -166, -327, -253, -163)."""
     config = TD3Config(learning_starts=1000, gamma=0.98, hidden_sizes=(64, 64), batch_size=128)
     env = make_vector_env("Pendulum-v1", 1)
     agent = TD3(env.single_observation_space, env.single_action_space, config, num_envs=1, seed=0)
