@@ -56,6 +56,8 @@ class TrainingConfig:
     video_every_evals: int = 0  # record one evaluation episode to TensorBoard every this many evaluations (0: never)
     video_max_steps: int = 1000  # frames of a recorded episode at most
     stats_window_episodes: int = 100  # rollout statistics average the last this many episodes (as SB3)
+    train_max_steps: int | None = None  # cut training episodes here (a truncation: learners bootstrap); None: the
+    # task's max_steps. Evaluation always plays the task's full max_steps.
 
     def __post_init__(self) -> None:
         positive = ("total_timesteps", "num_envs", "eval_episodes", "eval_num_envs", "keep_checkpoints",
@@ -64,6 +66,8 @@ class TrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"training.{name} must be an integer >= 1, got {value!r}")
+        if self.train_max_steps is not None and (not isinstance(self.train_max_steps, int) or self.train_max_steps < 1):
+            raise ValueError(f"training.train_max_steps must be null or an integer >= 1, got {self.train_max_steps!r}")
         for name in ("eval_every_steps", "checkpoint_every_steps", "video_every_evals", "eval_seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:

@@ -168,8 +168,12 @@ def _build(cfg: DictConfig, run_dir: Path) -> Run:
         raise ConfigError(f"env.map_path: {err}") from None
     others = [car for car in car_ids if car != learner]
     make_opponents = _opponent_factory([built[car] for car in others], others, track, env_config)
+    train_env_config = env_config
+    if training.train_max_steps is not None:  # shorter training episodes; evaluation keeps the task's max_steps
+        task_cut = dataclasses.replace(env_config.task, max_steps=min(training.train_max_steps, task.max_steps))
+        train_env_config = dataclasses.replace(env_config, task=task_cut)
     try:
-        env = VectorRacingEnv(env_config, num_envs=training.num_envs, seed=seed, track=track,
+        env = VectorRacingEnv(train_env_config, num_envs=training.num_envs, seed=seed, track=track,
                               opponents=make_opponents(training.num_envs, seed))
     except ValueError as err:
         raise ConfigError(f"env: {err}") from None

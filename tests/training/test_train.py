@@ -57,6 +57,15 @@ def test_fps_counts_every_step_of_the_process_across_checkpoints(tmp_path):
         assert implied == pytest.approx(int(row["step"]), rel=0.05), row["step"]
 
 
+def test_train_max_steps_cuts_training_episodes_only(tmp_path):
+    run = build_run(compose_train(["debug=default", "training.train_max_steps=30"]), tmp_path)
+    assert run.env.batch.core.task.config.max_steps == 30
+    assert run.make_eval_env(1).batch.core.task.config.max_steps == 200  # debug's task.max_steps
+    run.loop.run()
+    rows = [r for r in read_csv(tmp_path / "metrics.csv") if r.get("rollout/car_0/ep_len_mean")]
+    assert rows and all(float(r["rollout/car_0/ep_len_mean"]) <= 30 for r in rows)
+
+
 def test_metric_tags_follow_the_design(tmp_path):
     cfg = compose_train(["debug=default", "training.total_timesteps=2048"])
     train(cfg, run_dir=tmp_path)
