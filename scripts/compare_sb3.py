@@ -365,6 +365,36 @@ def _sb3_dqn_cartpole(env, total, seed):
     )
 
 
+def _sb3_qrdqn_cartpole(env, total, seed):
+    from sb3_contrib import QRDQN
+
+    # sb3-contrib's distributional DQN, the closest peer of Rainbow there: the same zoo DQN settings as
+    # _sb3_dqn_cartpole, 51 quantiles to match Rainbow's 51 atoms
+    return QRDQN(
+        "MlpPolicy",
+        env,
+        learning_rate=2.3e-3,
+        batch_size=64,
+        buffer_size=100_000,
+        learning_starts=1000,
+        gamma=0.99,
+        target_update_interval=10,
+        train_freq=256,
+        gradient_steps=128,
+        exploration_fraction=0.16,
+        exploration_final_eps=0.04,
+        policy_kwargs=dict(net_arch=[256, 256], n_quantiles=51),
+        seed=seed,
+        device="cpu",
+    )
+
+
+# other SB3 peers selectable with --peer: (algo, env, peer) -> SB3 model builder
+OTHER_PEERS: dict[tuple[str, str, str], Callable[[Any, int, int], Any]] = {
+    ("rainbow", "CartPole-v1", "qrdqn"): _sb3_qrdqn_cartpole,
+}
+
+
 def _recurrent_ppo_pendulum_novel(total: int):
     from multi_agent_rl.agents.recurrent_ppo import RecurrentPPO, RecurrentPPOConfig
 
@@ -486,10 +516,13 @@ def run_ours(preset: Preset, env_id: str, total: int, seed: int) -> dict[str, fl
     }
 
 
-def run_sb3(preset: Preset, env_id: str, total: int, seed: int) -> dict[str, float]:
+def run_sb3(
+    preset: Preset, env_id: str, total: int, seed: int, build: Callable[[Any, int, int], Any] | None = None
+) -> dict[str, float]:
+    """SB3's side; ``build`` replaces the preset's SB3 model builder (another peer, see --peer)."""
     env = make_vector_env(env_id, preset.num_envs, preset.normalize_gamma)
     start, cpu_start = time.perf_counter(), time.process_time()
-    model = preset.sb3(sb3_vec_env(env), total, seed)
+    model = (build or preset.sb3)(sb3_vec_env(env), total, seed)
     model.learn(total_timesteps=total)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     normalize = env.normalize if isinstance(env, NormalizeVector) else (lambda obs: obs)
@@ -518,8 +551,11 @@ def worker(args: argparse.Namespace) -> None:
     if threads > 0:
         torch.set_num_threads(threads)
     preset = PRESETS[(args.algo, args.env)]
-    run = run_ours if args.side == "ours" else run_sb3
-    result = run(preset, args.env, args.steps, args.seed)
+    if args.side == "ours":
+        result = run_ours(preset, args.env, args.steps, args.seed)
+    else:
+        peer = OTHER_PEERS[(args.algo, args.env, args.peer)] if args.peer != "default" else None
+        result = run_sb3(preset, args.env, args.steps, args.seed, peer)
     result.update(
         side=args.side, seed=args.seed, torch_threads=torch.get_num_threads(), module=multi_agent_rl.__file__
     )
@@ -555,7 +591,13 @@ def main() -> None:
         "--threads-ours", type=int, default=1, help="torch threads for ours (0 = torch default)"
     )
     parser.add_argument(
-        "--threads-sb3", type=int, default=0, help="torch threads for SB3 (0 = torch default)"
+        "--threads-sb3", type=int, default=1, help="torch threads for SB3 (0 = torch default)"
+    )
+    parser.add_argument(
+        "--peer",
+        default="default",
+        choices=("default", *sorted({peer for _, _, peer in OTHER_PEERS})),
+        help="SB3 side: the preset's peer, or another one (qrdqn: sb3-contrib's QR-DQN for rainbow)",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=("ours", "sb3"), help=argparse.SUPPRESS)
@@ -564,6 +606,8 @@ def main() -> None:
     if (args.algo, args.env) not in PRESETS:
         known = ", ".join(f"{a} on {e}" for a, e in PRESETS)
         parser.error(f"no preset for {args.algo} on {args.env}; known: {known}")
+    if args.peer != "default" and (args.algo, args.env, args.peer) not in OTHER_PEERS:
+        parser.error(f"--peer {args.peer} is only available for: {', '.join(map(str, OTHER_PEERS))}")
     if args.worker:
         worker(args)
         return
@@ -590,6 +634,8 @@ def main() -> None:
                 str(args.threads_ours),
                 "--threads-sb3",
                 str(args.threads_sb3),
+                "--peer",
+                args.peer,
             ]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             result = json.loads(output.strip().splitlines()[-1])
