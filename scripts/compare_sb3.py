@@ -343,50 +343,36 @@ def _rainbow_cartpole(total: int):
     )
 
 
+# rl-baselines3-zoo's DQN settings for CartPole-v1 (SB3 names), shared by the DQN and QR-DQN peers
+_SB3_DQN_CARTPOLE = dict(
+    learning_rate=2.3e-3,
+    batch_size=64,
+    buffer_size=100_000,
+    learning_starts=1000,
+    gamma=0.99,
+    target_update_interval=10,
+    train_freq=256,
+    gradient_steps=128,
+    exploration_fraction=0.16,
+    exploration_final_eps=0.04,
+)
+
+
 def _sb3_dqn_cartpole(env, total, seed):
     from stable_baselines3 import DQN
 
     return DQN(
-        "MlpPolicy",
-        env,
-        learning_rate=2.3e-3,
-        batch_size=64,
-        buffer_size=100_000,
-        learning_starts=1000,
-        gamma=0.99,
-        target_update_interval=10,
-        train_freq=256,
-        gradient_steps=128,
-        exploration_fraction=0.16,
-        exploration_final_eps=0.04,
-        policy_kwargs=dict(net_arch=[256, 256]),
-        seed=seed,
-        device="cpu",
+        "MlpPolicy", env, policy_kwargs=dict(net_arch=[256, 256]), seed=seed, device="cpu", **_SB3_DQN_CARTPOLE
     )
 
 
 def _sb3_qrdqn_cartpole(env, total, seed):
     from sb3_contrib import QRDQN
 
-    # sb3-contrib's distributional DQN, the closest peer of Rainbow there: the same zoo DQN settings as
-    # _sb3_dqn_cartpole, 51 quantiles to match Rainbow's 51 atoms
-    return QRDQN(
-        "MlpPolicy",
-        env,
-        learning_rate=2.3e-3,
-        batch_size=64,
-        buffer_size=100_000,
-        learning_starts=1000,
-        gamma=0.99,
-        target_update_interval=10,
-        train_freq=256,
-        gradient_steps=128,
-        exploration_fraction=0.16,
-        exploration_final_eps=0.04,
-        policy_kwargs=dict(net_arch=[256, 256], n_quantiles=51),
-        seed=seed,
-        device="cpu",
-    )
+    # sb3-contrib's distributional DQN, the closest peer of Rainbow there: the zoo's DQN settings, 51 quantiles
+    # to match Rainbow's 51 atoms
+    policy_kwargs = dict(net_arch=[256, 256], n_quantiles=51)
+    return QRDQN("MlpPolicy", env, policy_kwargs=policy_kwargs, seed=seed, device="cpu", **_SB3_DQN_CARTPOLE)
 
 
 # other SB3 peers selectable with --peer: (algo, env, peer) -> SB3 model builder
