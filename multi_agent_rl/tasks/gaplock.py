@@ -143,9 +143,14 @@ GAPLOCK_REWARD_PRESETS = MappingProxyType(
         "sparse": GaplockRewardConfig(pocket=0.0, clearance=0.0, bearing=0.0, step_cost=0.0),
         # Stronger shaping for the first steps of learning (success still dominates: 10 > 2 + 1 + 0.5).
         "dense": GaplockRewardConfig(pocket=2.0, clearance=1.0, bearing=0.5, step_cost=-0.002),
-        # The default terms plus the defender's wall-ahead potential (success still dominates: 10 > 1 + 0.5 +
-        # 0.25 + 2): pays for turning the defender toward a near wall, what precedes a real wall hit.
-        "wall_ahead": GaplockRewardConfig(wall_ahead=2.0),
+        # The default weights plus the defender's wall-ahead potential (success still dominates: 10 > 1 + 0.5 +
+        # 0.25 + 2), which pays for turning the defender toward a near wall, what precedes a real wall hit; the
+        # pocket moved to where a scripted blocker succeeds (0.75 m ahead, 0.3 m aside) and undiscounted shaping
+        # (gamma 1: holding a potential costs nothing; an episode's shaping is exactly Phi_T - Phi_0). The
+        # preset of the gaplock_ppo / _sac / _td3 experiments (docs/results.md).
+        "wall_ahead": GaplockRewardConfig(
+            wall_ahead=2.0, pocket_ahead_m=0.75, pocket_lateral_m=0.3, shaping_gamma=1.0
+        ),
     }
 )
 """Named reward presets; "default" is the default."""
