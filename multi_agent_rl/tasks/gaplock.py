@@ -28,7 +28,7 @@ Reward of the attacker: the sum of the named terms of a ``GaplockRewardConfig``,
     ``wall_ahead`` phi = max(0, 1 - r / wall_ahead_range_m), r = the defender's distance to the wall straight
                    along its own heading (walls only, the attacker does not count): high when the defender has
                    been turned toward a nearby wall, the situation that precedes every real wall hit (off, 0,
-                   in the "default" preset; 2.0 in the "wall_ahead" preset);
+                   in the "default" and "block" presets; 2.0 in the "wall_ahead" preset);
 - ``step_cost``, a constant paid every step.
 With phi in [0, 1], the shaping an episode can earn in total is at most the sum of the shaping weights (the
 telescoping sum minus a non-negative (1 - gamma) drift), so a success weight above that sum guarantees that
@@ -143,11 +143,13 @@ GAPLOCK_REWARD_PRESETS = MappingProxyType(
         "sparse": GaplockRewardConfig(pocket=0.0, clearance=0.0, bearing=0.0, step_cost=0.0),
         # Stronger shaping for the first steps of learning (success still dominates: 10 > 2 + 1 + 0.5).
         "dense": GaplockRewardConfig(pocket=2.0, clearance=1.0, bearing=0.5, step_cost=-0.002),
-        # The default weights plus the defender's wall-ahead potential (success still dominates: 10 > 1 + 0.5 +
-        # 0.25 + 2), which pays for turning the defender toward a near wall, what precedes a real wall hit; the
-        # pocket moved to where a scripted blocker succeeds (0.75 m ahead, 0.3 m aside) and undiscounted shaping
-        # (gamma 1: holding a potential costs nothing; an episode's shaping is exactly Phi_T - Phi_0). The
-        # preset of the gaplock_ppo / _sac / _td3 experiments (docs/results.md).
+        # The default weights with the pocket moved to where a scripted blocker turns the defender around
+        # (0.75 m ahead, 0.3 m aside) and undiscounted shaping (gamma 1: holding a potential costs nothing; an
+        # episode's shaping is exactly Phi_T - Phi_0). The preset of the gaplock_ppo / _sac / _td3 experiments
+        # (docs/results.md).
+        "block": GaplockRewardConfig(pocket_ahead_m=0.75, pocket_lateral_m=0.3, shaping_gamma=1.0),
+        # "block" plus the defender's wall-ahead potential (success still dominates: 10 > 1 + 0.5 + 0.25 + 2),
+        # which pays for turning the defender toward a near wall, what precedes a real wall hit.
         "wall_ahead": GaplockRewardConfig(
             wall_ahead=2.0, pocket_ahead_m=0.75, pocket_lateral_m=0.3, shaping_gamma=1.0
         ),
