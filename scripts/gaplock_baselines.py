@@ -5,9 +5,12 @@
 
 Attackers (car_0): "random" (uniform steering and speed commands over the whole action range, redrawn every
 step), "straight" (steering 0 at a constant --straight-speed), "ftg" (the same Follow-The-Gap as the defender)
-and "weave" (a privileged scripted reference that reads the defender's state: it keeps --weave-ahead metres in
+"weave" (a privileged scripted reference that reads the defender's state: it keeps --weave-ahead metres in
 front of the defender while weaving across the corridor, y = amplitude sin(2 pi t / period + random phase); it
-shows that the defender can be forced into a wall). Episode i of every attacker starts from the reset seeded
+shows that the defender can be forced into a wall) and "block" (privileged too: it holds --block-ahead metres in
+front of the defender and --block-lateral metres to its left, which turns the defender around into the start
+wall). --action-repeat k makes every car (attackers and the FTG defender) act every k physics steps, as the
+gaplock experiments do (max_steps and idle_steps are divided by k, so the timeout stays 5,000 physics steps). Episode i of every attacker starts from the reset seeded
 with --seed + i (same spawn pair, start speed and LiDAR noise for every attacker). All episodes run side by side
 as copies of one batched simulator, each for exactly one episode. Prints one row of outcome rates per attacker,
 then the rows as JSON. Every target_crash (success) is split by the wall the defender hit (``side_wall`` /
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -27,7 +31,7 @@ from multi_agent_rl.envs import BatchedEnv, EnvConfig
 from multi_agent_rl.envs.drivers import ConstantDriver, FTGDriver, RandomDriver, ftg_config_for
 from multi_agent_rl.tasks.gaplock import CRASH_DETAILS, GAPLOCK_OUTCOMES, GaplockConfig
 
-ATTACKERS = ("random", "straight", "ftg", "weave")
+ATTACKERS = ("random", "straight", "ftg", "weave", "block")
 
 
 class WeaveAttacker:
@@ -50,6 +54,23 @@ class WeaveAttacker:
         return np.stack([steer, speed], axis=1)
 
 
+class BlockAttacker:
+    """Holds ``ahead_m`` in front of the defender (car 1) along x and ``lateral_m`` to its left (line_track's y)."""
+
+    def __init__(self, env: BatchedEnv, ahead_m: float, lateral_m: float) -> None:
+        self.env, self.ahead_m, self.lateral_m = env, ahead_m, lateral_m
+        self.limit = env.vehicle.s_max
+
+    def act(self, state: np.ndarray, scans: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        attacker, defender = self.env.state[:, 0], self.env.state[:, 1]
+        target_y = np.clip(defender[:, 1] + self.lateral_m, -1.0, 1.0)
+        heading_error = np.arctan2(target_y - attacker[:, 1], 0.4) - attacker[:, 4]  # aim 0.4 m ahead
+        steer = np.clip(3.0 * heading_error, -self.limit, self.limit)
+        gap_m = defender[:, 0] + self.ahead_m - attacker[:, 0]
+        speed = np.clip(defender[:, 3] * np.cos(defender[:, 4]) + 1.5 * gap_m, -0.5, self.env.vehicle.v_max)
+        return np.stack([steer, speed], axis=1)
+
+
 def attacker_driver(kind: str, env: BatchedEnv, args: argparse.Namespace):
     if kind == "random":
         return RandomDriver(env.num_envs, env.vehicle, env.vehicle.v_max, seed=args.seed)
@@ -57,12 +78,17 @@ def attacker_driver(kind: str, env: BatchedEnv, args: argparse.Namespace):
         return ConstantDriver(env.num_envs, 0.0, args.straight_speed)
     if kind == "weave":
         return WeaveAttacker(env, args.weave_ahead, args.weave_amplitude, args.weave_period, args.seed)
+    if kind == "block":
+        return BlockAttacker(env, args.block_ahead, args.block_lateral)
     return FTGDriver(env.sim.beam_angles, env.num_envs, ftg_config_for(env.vehicle))
 
 
 def run(kind: str, args: argparse.Namespace) -> dict:
     """One episode in each of --episodes copies; returns outcome rates and mean episode length."""
-    config = EnvConfig(task=GaplockConfig(spawn_prefix=args.spawn_prefix, spawn_offset_m=tuple(args.spawn_offset)))
+    k = args.action_repeat
+    config = EnvConfig(task=GaplockConfig(spawn_prefix=args.spawn_prefix, spawn_offset_m=tuple(args.spawn_offset),
+                                          max_steps=5000 // k, idle_steps=max(1, 120 // k)))
+    config = replace(config, sim=replace(config.sim, action_repeat=k))
     env = BatchedEnv(config, num_envs=args.episodes)
     env.reset(seeds=[args.seed + i for i in range(args.episodes)])
     attacker = attacker_driver(kind, env, args)
@@ -88,7 +114,7 @@ def run(kind: str, args: argparse.Namespace) -> dict:
     labels = [env.task.outcome_details(GAPLOCK_OUTCOMES[o], s) for o, s in zip(outcome, final_states, strict=True)]
     for label in CRASH_DETAILS:
         row[f"success_{label}"] = round(sum(label in d for d in labels) / args.episodes, 3)
-    row["mean_steps"] = round(float(length.mean()), 1)
+    row["mean_steps"] = round(float(length.mean()) * args.action_repeat, 1)  # physics steps
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
 
@@ -101,6 +127,10 @@ def main() -> None:
     parser.add_argument("--weave-ahead", type=float, default=0.9, help="weave attacker lead (m)")
     parser.add_argument("--weave-amplitude", type=float, default=0.8, help="weave attacker lateral amplitude (m)")
     parser.add_argument("--weave-period", type=float, default=3.0, help="weave attacker period (s)")
+    parser.add_argument("--block-ahead", type=float, default=0.6, help="block attacker lead (m)")
+    parser.add_argument("--block-lateral", type=float, default=0.3, help="block attacker lateral offset (m)")
+    parser.add_argument("--action-repeat", type=int, default=1,
+                        help="physics steps per decision of every car (the gaplock experiments use 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spawn-prefix", default="gaplock_", help="start pairs: spawn points with this prefix")
     parser.add_argument("--spawn-offset", type=float, nargs=2, default=(0.0, 0.0), metavar=("DX", "DY"),

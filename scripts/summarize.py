@@ -30,7 +30,7 @@ def read_job(job: Path, metric: str) -> dict | None:
     if not overrides_file.is_file() or not metrics_file.is_file():
         return None
     overrides = yaml.safe_load(overrides_file.read_text()) or []
-    steps, values, times = [], [], []
+    steps, values = [], []
     elapsed = {}
     with metrics_file.open(newline="") as handle:
         for row in csv.DictReader(handle):
@@ -40,9 +40,13 @@ def read_job(job: Path, metric: str) -> dict | None:
             if row.get(metric):
                 steps.append(step)
                 values.append(float(row[metric]))
-                times.append(elapsed.get(step, math.nan))
     if not steps:
         return None
+    if elapsed:  # an evaluation step need not be a logging step: interpolate the elapsed time between log rows
+        logged = sorted(elapsed)
+        times = np.interp(steps, logged, [elapsed[s] for s in logged]).tolist()
+    else:
+        times = [math.nan] * len(steps)
     config = " ".join(sorted(o for o in overrides if not o.startswith("seed=") and not o.startswith("hydra")))
     seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), "0")
     return {"config": config or "(defaults)", "seed": seed, "steps": np.array(steps), "values": np.array(values),

@@ -140,7 +140,7 @@ def test_env_yaml_mirrors_its_dataclasses():
 def test_task_yamls_mirror_their_dataclasses_and_presets():
     gaplock = yaml_node("task/gaplock.yaml").task
     assert_mirrors(gaplock, GaplockConfig, skip=("reward",))
-    for preset in ("default", "sparse", "dense"):
+    for preset in ("default", "sparse", "dense", "block", "wall_ahead"):
         name = "gaplock" if preset == "default" else f"gaplock_{preset}"
         cfg = compose_train([f"task={name}"])
         reward = instantiate(cfg.task.reward)

@@ -25,6 +25,10 @@ Reward of the attacker: the sum of the named terms of a ``GaplockRewardConfig``,
                    being pushed toward;
     ``bearing``    phi = (1 + cos a) / 2, a = angle between the attacker's heading and the direction to the
                    pocket;
+    ``wall_ahead`` phi = max(0, 1 - r / wall_ahead_range_m), r = the defender's distance to the wall straight
+                   along its own heading (walls only, the attacker does not count): high when the defender has
+                   been turned toward a nearby wall, the situation that precedes every real wall hit (off, 0,
+                   in the "default" and "block" presets; 2.0 in the "wall_ahead" preset);
 - ``step_cost``, a constant paid every step.
 With phi in [0, 1], the shaping an episode can earn in total is at most the sum of the shaping weights (the
 telescoping sum minus a non-negative (1 - gamma) drift), so a success weight above that sum guarantees that
@@ -56,7 +60,7 @@ GAPLOCK_OUTCOMES = (
 )
 """Outcome names by code, in the order they are checked (code 0 = running)."""
 TERMINAL_TERMS = GAPLOCK_OUTCOMES[1:]
-SHAPING_TERMS = ("pocket", "clearance", "bearing")
+SHAPING_TERMS = ("pocket", "clearance", "bearing", "wall_ahead")
 GAPLOCK_TERMS = (*TERMINAL_TERMS, *SHAPING_TERMS, "step_cost")
 ATTACKER, DEFENDER = 0, 1
 _TRUNCATING = (GAPLOCK_OUTCOMES.index("idle_stop"), GAPLOCK_OUTCOMES.index("timeout"))
@@ -86,6 +90,8 @@ class GaplockRewardConfig:
     clearance: float = 0.5  # weight of the defender's far-side wall clearance potential
     clearance_range_m: float = 1.5  # clearances beyond this give potential 0
     bearing: float = 0.25  # weight of the attacker's bearing-to-pocket potential
+    wall_ahead: float = 0.0  # weight of the defender's wall-ahead potential (its heading points at a near wall)
+    wall_ahead_range_m: float = 6.0  # wall distances along the defender's heading beyond this give potential 0
     step_cost: float = -0.001  # paid every step
     shaping_gamma: float = 0.99  # gamma of the potential-based shaping (match the learner's discount)
 
@@ -94,13 +100,13 @@ class GaplockRewardConfig:
             value = getattr(self, f.name)
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"GaplockRewardConfig.{f.name} must be a finite number, got {value!r}")
-        for name in ("pocket", "clearance", "bearing"):
+        for name in SHAPING_TERMS:
             if getattr(self, name) < 0:
                 raise ValueError(
                     f"GaplockRewardConfig.{name} is a potential weight and must be >= 0, "
                     f"got {getattr(self, name)}"
                 )
-        for name in ("pocket_range_m", "clearance_range_m"):
+        for name in ("pocket_range_m", "clearance_range_m", "wall_ahead_range_m"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"GaplockRewardConfig.{name} must be > 0 m, got {getattr(self, name)}")
         if not 0.0 < self.shaping_gamma <= 1.0:
@@ -112,11 +118,11 @@ class GaplockRewardConfig:
                 f"GaplockRewardConfig.step_cost must be <= 0 (a cost), got {self.step_cost}: a "
                 "positive per-step reward pays the attacker for stalling"
             )
-        shaping_max = self.pocket + self.clearance + self.bearing
+        shaping_max = sum(getattr(self, name) for name in SHAPING_TERMS)
         if self.target_crash <= shaping_max:
             raise ValueError(
                 f"GaplockRewardConfig.target_crash ({self.target_crash}) must exceed the most shaping an "
-                f"episode can earn, pocket + clearance + bearing = {shaping_max}, so that success dominates"
+                f"episode can earn, {' + '.join(SHAPING_TERMS)} = {shaping_max}, so that success dominates"
             )
         for name in ("self_crash", "mutual_collision"):
             if getattr(self, name) > 0:
@@ -137,6 +143,16 @@ GAPLOCK_REWARD_PRESETS = MappingProxyType(
         "sparse": GaplockRewardConfig(pocket=0.0, clearance=0.0, bearing=0.0, step_cost=0.0),
         # Stronger shaping for the first steps of learning (success still dominates: 10 > 2 + 1 + 0.5).
         "dense": GaplockRewardConfig(pocket=2.0, clearance=1.0, bearing=0.5, step_cost=-0.002),
+        # The default weights with the pocket moved to where a scripted blocker turns the defender around
+        # (0.75 m ahead, 0.3 m aside) and undiscounted shaping (gamma 1: holding a potential costs nothing; an
+        # episode's shaping is exactly Phi_T - Phi_0). An ablation of "wall_ahead" (docs/results.md).
+        "block": GaplockRewardConfig(pocket_ahead_m=0.75, pocket_lateral_m=0.3, shaping_gamma=1.0),
+        # "block" plus the defender's wall-ahead potential (success still dominates: 10 > 1 + 0.5 + 0.25 + 2),
+        # which pays for turning the defender toward a near wall, what precedes a real wall hit. The preset of
+        # the gaplock_ppo / _sac / _td3 experiments (docs/results.md).
+        "wall_ahead": GaplockRewardConfig(
+            wall_ahead=2.0, pocket_ahead_m=0.75, pocket_lateral_m=0.3, shaping_gamma=1.0
+        ),
     }
 )
 """Named reward presets; "default" is the default."""
@@ -256,8 +272,21 @@ def _crossed(x0, y0, x1, y1, ax, ay, bx, by):
 
 
 @njit(cache=True)
+def wall_ahead_potential(dfd, dist, map_ox, map_oy, map_cos, map_sin, res, range_m):
+    """Unweighted wall-ahead potential in [0, 1] of the defender's 7-state: 1 - (distance to the wall along
+    its heading) / range_m, floored at 0."""
+    r = ray_distance_m(dist, map_ox, map_oy, map_cos, map_sin, res, dfd[0], dfd[1], dfd[4], range_m)
+    return max(0.0, 1.0 - r / range_m)
+
+
+@njit(cache=True)
 def _reset_potentials(state, env_ids, mp, geo, weights, phi):
     for e in env_ids:
+        phi[e, 3] = 0.0
+        if weights[3] > 0.0:
+            phi[e, 3] = weights[3] * wall_ahead_potential(
+                state[e, DEFENDER], mp[0], mp[1], mp[2], mp[3], mp[4], mp[5], geo[4]
+            )
         p = potentials(
             state[e, ATTACKER],
             state[e, DEFENDER],
@@ -299,7 +328,7 @@ def _gaplock_step(
     terms,
     outcome,
 ):
-    """Outcomes and attacker reward terms of every copy; updates idle_count (E,) and phi (E, 3) in place.
+    """Outcomes and attacker reward terms of every copy; updates idle_count (E,) and phi (E, 4) in place.
 
     terms: (T, E) in GAPLOCK_TERMS order; outcome: (E,) codes.
     """
@@ -341,7 +370,12 @@ def _gaplock_step(
             new = 0.0 if terminal else weights[i] * p[i]
             terms[6 + i, e] = gamma * new - phi[e, i]
             phi[e, i] = new
-        terms[9, e] = step_cost
+        new = 0.0
+        if weights[3] > 0.0 and not terminal:
+            new = weights[3] * wall_ahead_potential(dfd, mp[0], mp[1], mp[2], mp[3], mp[4], mp[5], geo[4])
+        terms[9, e] = gamma * new - phi[e, 3]
+        phi[e, 3] = new
+        terms[10, e] = step_cost
 
 
 def crash_wall(track: TrackMap, pose: np.ndarray, end_margin_m: float = END_WALL_MARGIN_M) -> tuple[str, bool]:
@@ -381,14 +415,15 @@ class GaplockTask(Task):
         self.rewards_config = r
         self._map = track.kernel_args()
         self._check_starts_clear(track)
-        self._geo = (r.pocket_ahead_m, r.pocket_lateral_m, r.pocket_range_m, r.clearance_range_m)
-        self._weights = np.array([r.pocket, r.clearance, r.bearing])
+        self._geo = (r.pocket_ahead_m, r.pocket_lateral_m, r.pocket_range_m, r.clearance_range_m,
+                     r.wall_ahead_range_m)
+        self._weights = np.array([getattr(r, n) for n in SHAPING_TERMS])
         self._terminal_w = np.array([getattr(r, n) for n in TERMINAL_TERMS])
         has_finish = track.finish_line is not None
         self._finish = np.asarray(track.finish_line if has_finish else np.zeros((2, 2)), dtype=np.float64)
         self._has_finish = has_finish
         self._idle = np.zeros(num_envs, dtype=np.int64)
-        self._phi = np.zeros((num_envs, 3))
+        self._phi = np.zeros((num_envs, len(SHAPING_TERMS)))
         self._terms = np.zeros((len(GAPLOCK_TERMS), num_envs, 2))
         self._att_terms = np.zeros((len(GAPLOCK_TERMS), num_envs))
         self._term_views = MappingProxyType({n: self._terms[i] for i, n in enumerate(GAPLOCK_TERMS)})

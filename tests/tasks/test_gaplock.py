@@ -275,6 +275,24 @@ def test_shaping_telescopes_over_an_episode():
     assert total == pytest.approx(phi(path[-1]) - phi(path[0]))
 
 
+def test_wall_ahead_potential_rises_as_the_defender_turns_toward_a_wall():
+    """wall_ahead: 0 while the defender faces down the corridor, 1 - r / range when it faces a wall r away;
+    potential-based (telescopes with gamma = 1) and zeroed on a terminating step."""
+    cfg = GaplockConfig(reward_preset="wall_ahead").with_reward(shaping_gamma=1.0)
+    w, rng_m = cfg.rewards.wall_ahead, cfg.rewards.wall_ahead_range_m
+    assert w > 0
+    task = build(cfg)
+    att = car(-1.0, 0.8)
+    along = states(att, car(0.0, 0.0, yaw=0.0))
+    across = states(att, car(0.0, 0.0, yaw=-0.5 * math.pi))  # facing the right wall, 1.3 m away
+    task.reset(np.array([0]), along)
+    r = run(task, along, across, reset=False)
+    assert term(r, "wall_ahead") == pytest.approx(w * (1.0 - 1.3 / rng_m), abs=0.05)
+    r = run(task, across, across.copy(), collided=(False, True), reset=False)  # terminates: Phi(s') = 0
+    assert outcome(r) == "target_crash"
+    assert term(r, "wall_ahead") == pytest.approx(-w * (1.0 - 1.3 / rng_m), abs=0.05)
+
+
 # ---------------------------------------------------------------------------------------------- sums and
 # roles
 
