@@ -3,19 +3,20 @@
     python scripts/gaplock_baselines.py                      # 100 episodes per attacker, seeds 0..99
     python scripts/gaplock_baselines.py --episodes 20 --attackers straight --straight-speed 0.3
 
-Attackers (car_0): "random" (uniform steering and speed commands over the whole action range, redrawn every
-step), "straight" (steering 0 at a constant --straight-speed), "ftg" (the same Follow-The-Gap as the defender)
-"weave" (a privileged scripted reference that reads the defender's state: it keeps --weave-ahead metres in
-front of the defender while weaving across the corridor, y = amplitude sin(2 pi t / period + random phase); it
-shows that the defender can be forced into a wall) and "block" (privileged too: it holds --block-ahead metres in
-front of the defender and --block-lateral metres to its left, which turns the defender around into the start
-wall). --action-repeat k makes every car (attackers and the FTG defender) act every k physics steps, as the
-gaplock experiments do (max_steps and idle_steps are divided by k, so the timeout stays 5,000 physics steps). Episode i of every attacker starts from the reset seeded
-with --seed + i (same spawn pair, start speed and LiDAR noise for every attacker). All episodes run side by side
-as copies of one batched simulator, each for exactly one episode. Prints one row of outcome rates per attacker,
-then the rows as JSON. Every target_crash (success) is split by the wall the defender hit (``side_wall`` /
-``end_wall``, from its pose at the contact: see ``multi_agent_rl.tasks.gaplock.crash_wall``) and whether it had
-turned around (``defender_reversed``); the JSON has these as ``success_<label>`` rates over all episodes.
+Attackers (car_0): "random" (uniform steering and speed commands over the whole action range, redrawn every step),
+"straight" (steering 0 at a constant --straight-speed), "ftg" (the same Follow-The-Gap as the defender), "weave" (a
+privileged scripted reference that reads the defender's state: it keeps --weave-ahead metres in front of the
+defender while weaving across the corridor, y = amplitude sin(2 pi t / period + random phase); it shows that the
+defender can be forced into a wall) and "block" (privileged too: it holds --block-ahead metres in front of the
+defender and --block-lateral metres to its left, which turns the defender around into the start wall).
+--action-repeat k makes every car (attackers and the FTG defender) act every k physics steps, as the gaplock
+experiments do (max_steps and idle_steps are divided by k, so the timeout stays 5,000 physics steps). Episode i of
+every attacker starts from the reset seeded with --seed + i (same spawn pair, start speed and LiDAR noise for every
+attacker). All episodes run side by side as copies of one batched simulator, each for exactly one episode. Prints
+one row of outcome rates per attacker, then the rows as JSON. Every target_crash (success) is split by the wall the
+defender hit (``side_wall`` / ``end_wall``, from its pose at the contact: see
+``multi_agent_rl.tasks.gaplock.crash_wall``) and whether it had turned around (``defender_reversed``); the JSON has
+these as ``success_<label>`` rates over all episodes.
 """
 
 from __future__ import annotations

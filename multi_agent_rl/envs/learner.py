@@ -146,13 +146,7 @@ class LearnerBatch:
         """A frame of copy ``config.render.env_index``."""
         core = self.core
         if self._renderer is None:
-            self._renderer = Renderer(
-                core.track,
-                core.vehicle,
-                core.config.render,
-                core.sim.beam_angles,
-                core.config.sim.lidar.mount_offset_m,
-            )
+            self._renderer = Renderer.for_env(core)
         e = int(np.clip(core.config.render.env_index, 0, core.num_envs - 1))
         return self._renderer.frame(core.state[e], core.scans[e], core.collided[e], text)
 

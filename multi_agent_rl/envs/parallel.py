@@ -126,13 +126,7 @@ class RacingEnv(ParallelEnv):
             return None
         core = self.core
         if self._renderer is None:
-            self._renderer = Renderer(
-                core.track,
-                core.vehicle,
-                self.config.render,
-                core.sim.beam_angles,
-                self.config.sim.lidar.mount_offset_m,
-            )
+            self._renderer = Renderer.for_env(core)
         outcome = core.outcome_name(core.last_outcome[0].max())
         text = f"step {core.episode_step[0]}" + (f"  {outcome}" if outcome else "")
         return self._renderer.frame(core.state[0], core.scans[0], core.collided[0], text)

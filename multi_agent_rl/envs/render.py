@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -10,6 +11,9 @@ from PIL import Image, ImageDraw, ImageFont
 from multi_agent_rl.envs.config import RenderConfig
 from multi_agent_rl.sim.maps import TrackMap
 from multi_agent_rl.sim.vehicle import VehicleParams
+
+if TYPE_CHECKING:
+    from multi_agent_rl.envs.batched import BatchedEnv
 
 FREE_RGB = (236, 236, 236)
 WALL_RGB = (45, 45, 52)
@@ -51,6 +55,12 @@ class Renderer:
         self._map_image = Image.fromarray(rgb)
         self._font = ImageFont.load_default()
         self._full_image: Image.Image | None = None  # the scaled map of the "full" view, made once
+
+    @classmethod
+    def for_env(cls, env: BatchedEnv) -> Renderer:
+        """A renderer of ``env``'s map, cars and scanner, configured by its ``config.render``."""
+        config = env.config
+        return cls(env.track, env.vehicle, config.render, env.sim.beam_angles, config.sim.lidar.mount_offset_m)
 
     def _window(self, state: np.ndarray) -> tuple[float, float, float, tuple[int, int]]:
         """(u_left, v_top, output pixels per map pixel, output size) of the view, in map pixel units."""
