@@ -9,6 +9,7 @@ validation and object construction cost more than the math for the small network
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from types import MappingProxyType
 
@@ -57,9 +58,70 @@ INPLACE_ACTIVATION_FUNCTIONS = MappingProxyType({
 })
 
 
+# --- linear layers ------------------------------------------------------------------------------------------
+
+# The float32 matrix products of the larger networks (TD3's 400x300 critics, SAC's 256x256) are most of an
+# off-policy gradient step. Which CPU kernel runs them matters: on this project's AMD EPYC machines torch's
+# default BLAS (MKL) reaches ~105 GFLOP/s on a 256x400 @ 400x300 product and oneDNN ~230 (scripts/bench_linear.py).
+# oneDNN's per-call setup (~8 us) loses on small products, so only products of at least ONEDNN_MIN_MACS
+# multiply-adds go to it. Both are exact float32 kernels (sums reordered: results agree to float32 rounding).
+# Set MULTI_AGENT_RL_ONEDNN=0 to use torch's default kernel everywhere.
+ONEDNN_MIN_MACS = 1 << 20
+ONEDNN_LINEAR = (
+    os.environ.get("MULTI_AGENT_RL_ONEDNN", "1") != "0"
+    and torch.backends.mkldnn.is_available()
+    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+)
+
+
+def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x (B, I) @ weight (O, I)^T + bias (O,) by oneDNN; strided (transposed) operands are fine."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """``F.linear`` for 2-D float32 CPU tensors with the forward and both backward products on oneDNN."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn_linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()  # e.g. the stride-0 gradient of a .mean()
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _onednn_linear(grad, weight.t(), None)  # (B, O) @ (O, I)
+        if ctx.needs_input_grad[1]:
+            grad_w = _onednn_linear(grad.t(), x.t(), None)  # (O, B) @ (B, I)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``: x (B, I), weight (O, I), bias (O,) -> (B, O); large float32 CPU products
+    run on oneDNN (see ONEDNN_MIN_MACS), everything else on torch's default kernel."""
+    if (
+        ONEDNN_LINEAR
+        and x.dim() == 2
+        and x.shape[0] * weight.shape[0] * weight.shape[1] >= ONEDNN_MIN_MACS
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and x.device.type == "cpu"
+    ):
+        if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+            return _OneDNNLinear.apply(x, weight, bias)
+        return _onednn_linear(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
 class MLP(nn.Sequential):
     """Linear and activation layers, stored as an ``nn.Sequential`` (indexable, same state-dict keys) but run
-    through a flat loop of ``F.linear`` and activation calls: small RL networks spend more time in per-module
+    through a flat loop of :func:`linear` and activation calls: small RL networks spend more time in per-module
     call overhead than in arithmetic, and acting and training call them hundreds of thousands of times."""
 
     def __init__(self, *layers: nn.Module):
@@ -78,9 +140,9 @@ class MLP(nn.Sequential):
         self._plan = plan
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for linear, activation in self._plan:
-            if linear is not None:
-                x = F.linear(x, linear.weight, linear.bias)
+        for layer, activation in self._plan:
+            if layer is not None:
+                x = linear(x, layer.weight, layer.bias)
             if activation is not None:
                 x = activation(x)
         return x
@@ -295,9 +357,9 @@ class NoisyLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, noisy: bool = True) -> torch.Tensor:
         if not noisy:
-            return F.linear(x, self.weight_mu, self.bias_mu)
+            return linear(x, self.weight_mu, self.bias_mu)
         weight = torch.addcmul(self.weight_mu, self.weight_sigma, torch.outer(self.eps_out, self.eps_in))
-        return F.linear(x, weight, torch.addcmul(self.bias_mu, self.bias_sigma, self.eps_out))
+        return linear(x, weight, torch.addcmul(self.bias_mu, self.bias_sigma, self.eps_out))
 
 
 class RainbowQNetwork(nn.Module):
@@ -334,7 +396,7 @@ class RainbowQNetwork(nn.Module):
             self.value_out = linear(stream_size, n_atoms)
 
     def _layer(self, layer: nn.Module, x: torch.Tensor, noisy: bool) -> torch.Tensor:
-        return layer(x, noisy) if isinstance(layer, NoisyLinear) else layer(x)
+        return layer(x, noisy) if isinstance(layer, NoisyLinear) else linear(x, layer.weight, layer.bias)
 
     def forward(self, obs: torch.Tensor, noisy: bool = True) -> torch.Tensor:
         """(B, obs_dim) -> log-probabilities (B, num_actions, n_atoms)."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
-from multi_agent_rl.agents.networks import NoisyLinear, RainbowQNetwork, mlp, project_distribution
+from multi_agent_rl.agents import networks
+from multi_agent_rl.agents.networks import NoisyLinear, RainbowQNetwork, linear, mlp, project_distribution
 
 
 def test_c51_projection_by_hand():
@@ -78,3 +81,39 @@ def test_hand_written_densities_match_torch_distributions():
     log_prob, entropy = categorical_log_prob_entropy(logits, choices)
     torch.testing.assert_close(log_prob, reference.log_prob(choices))
     torch.testing.assert_close(entropy, reference.entropy())
+
+
+@pytest.mark.skipif(not networks.ONEDNN_LINEAR, reason="this torch build has no oneDNN linear")
+@pytest.mark.parametrize("frozen", ["none", "weight", "input"])
+def test_onednn_linear_matches_f_linear_values_and_gradients(frozen):
+    """Above the size threshold ``linear`` runs on oneDNN; values and all three gradients equal F.linear's
+    to float32 rounding, and a frozen operand gets no gradient (the TD3/SAC actor loss through frozen critics)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 400, generator=gen)
+    w = torch.randn(300, 400, generator=gen) / 20.0
+    b = torch.randn(300, generator=gen)
+    upstream = torch.randn(256, 300, generator=gen)
+    grads = []
+    for fn in (linear, F.linear):
+        operands = ((x, "input"), (w, "weight"), (b, "bias"))
+        xs, ws, bs = (t.clone().requires_grad_(name != frozen) for t, name in operands)
+        out = fn(xs, ws, bs)
+        (out * upstream).sum().backward()
+        grads.append((out.detach(), xs.grad, ws.grad, bs.grad, out.grad_fn.name()))
+    ours, ref = grads
+    assert "OneDNN" in ours[4] and "OneDNN" not in ref[4]
+    for got, want in zip(ours[:4], ref[:4], strict=True):
+        if want is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_linear_keeps_small_products_on_the_default_kernel():
+    x = torch.randn(64, 64, requires_grad=True)
+    w = torch.randn(64, 64, requires_grad=True)
+    assert 64 * 64 * 64 < networks.ONEDNN_MIN_MACS
+    assert "OneDNN" not in linear(x, w).grad_fn.name()
+    with torch.no_grad():  # inference on a large product: no autograd node, same values
+        big_x, big_w = torch.randn(512, 256), torch.randn(256, 256)
+        torch.testing.assert_close(linear(big_x, big_w), F.linear(big_x, big_w), rtol=1e-5, atol=1e-4)
