@@ -38,7 +38,8 @@ def yaml_node(path: str):
 
 def test_every_option_is_covered_below():
     assert set(GROUP_OPTIONS["agent"]) == set(LEARNERS) | set(DRIVERS) | {"frozen"}
-    assert {"gaplock_ppo", "gaplock_td3", "gaplock_sac", "racing_ppo"} <= set(GROUP_OPTIONS["experiment"])
+    assert {"gaplock_ppo", "gaplock_ppo_fullrate", "gaplock_td3", "gaplock_sac", "racing_ppo"} <= set(
+        GROUP_OPTIONS["experiment"])
     assert set(GROUP_OPTIONS["env"]) == {"line_track", "line_track_wide", "map"}
 
 
@@ -64,6 +65,33 @@ def test_option_composes_and_builds(overrides, tmp_path):
     run = build_run(cfg, tmp_path)
     assert run.agent.num_envs == 2
     assert (tmp_path / "config_resolved.yaml").is_file()
+
+
+def flat(node, prefix: str = "") -> dict:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out = {}
+    for key, value in node.items():
+        out.update(flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def test_fullrate_preset_is_gaplock_ppo_with_the_defender_at_100_hz():
+    """Only the rates differ, and they keep gaplock_ppo's decision time (0.1 s), timeout (50 s), idle stop (1.2 s)
+    and step cost per decision."""
+    old, new = (flat(OmegaConf.to_container(compose_train([f"experiment={e}"]), resolve=True))
+                for e in ("gaplock_ppo", "gaplock_ppo_fullrate"))
+    changed = {k: (old[k], new[k]) for k in old if old[k] != new[k]}
+    assert set(new) == set(old)
+    assert changed == {"env.sim.action_repeat": (10, 1), "env.learner_action_repeat": (1, 10),
+                       "task.max_steps": (500, 5000), "task.idle_steps": (12, 120),
+                       "task.reward.step_cost": (-0.001, -0.0001)}
+    physics_per_decision = new["env.learner_action_repeat"] * new["env.sim.action_repeat"]
+    assert physics_per_decision == old["env.sim.action_repeat"]
+    assert new["task.max_steps"] == old["task.max_steps"] * old["env.sim.action_repeat"]
+    assert new["task.idle_steps"] == old["task.idle_steps"] * old["env.sim.action_repeat"]
+    assert new["task.reward.step_cost"] * physics_per_decision == pytest.approx(old["task.reward.step_cost"])
+    assert new["task.reward.shaping_gamma"] == 1.0  # the potential terms telescope over a decision unscaled
 
 
 def test_hparams_search_composes_with_its_sweeper():

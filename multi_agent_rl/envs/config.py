@@ -56,6 +56,8 @@ class EnvConfig:
     observation: ObservationConfig = field(default_factory=ObservationConfig)  # observation components
     action: ActionConfig = field(default_factory=ActionConfig)  # action mapping
     learner_car: int = 0  # single-agent and vector views: the car the learner drives
+    learner_action_repeat: int = 1  # single-agent and vector views: sim steps per learner decision, its action
+    # held; the other cars' drivers and the task act every sim step (one sim step = sim.action_repeat physics steps)
     opponents: tuple[DriverConfig, ...] = (DriverConfig(),)  # drivers of the other cars, in index order
     # (a single entry drives every other car)
     normalize_observations: bool = False  # views: running mean/std normalisation of observations
@@ -63,6 +65,12 @@ class EnvConfig:
     render: RenderConfig = field(default_factory=RenderConfig)  # rgb_array frames
 
     def __post_init__(self) -> None:
+        repeat = self.learner_action_repeat
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+            raise ValueError(
+                f"EnvConfig.learner_action_repeat must be an integer >= 1 (sim steps per learner decision), "
+                f"got {repeat!r}"
+            )
         if not isinstance(self.vehicle, VehicleParams) and self.vehicle not in PRESETS:
             raise ValueError(f"EnvConfig.vehicle must be one of {sorted(PRESETS)}, got {self.vehicle!r}")
         if not isinstance(self.task, (GaplockConfig, RacingConfig)):

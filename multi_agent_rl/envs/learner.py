@@ -2,6 +2,14 @@
 
 :class:`LearnerBatch` is the shared machinery (E copies); :class:`SingleAgentEnv` is the ``gymnasium.Env`` on
 one copy. The vector form, with autoreset, is ``multi_agent_rl.envs.vector.VectorRacingEnv``.
+
+Decisions and sim steps: one learner step (a *decision*) is ``config.learner_action_repeat`` = R sim steps of
+the batched core (each ``sim.action_repeat`` physics steps of ``sim.timestep_s``). The learner's action is held
+for the R sim steps, while the drivers act and the task scores every sim step. A decision's reward (and each
+reward term) is the sum over the sim steps the learner's car was still running in; its termination, truncation
+and outcome are those of the sim step where the learner's episode ended, and a copy that ended mid-decision
+reports its observation, car states and task statistics as they were at that sim step (the copy waits, braking,
+for the views to reset it). With R = 1 (the default) a decision is one sim step, exactly as the core steps.
 """
 
 from __future__ import annotations
@@ -22,6 +30,12 @@ from multi_agent_rl.sim.maps import TrackMap
 
 class LearnerBatch:
     """E copies where the learner drives ``config.learner_car`` and drivers drive the rest.
+
+    ``step`` takes one decision of the learner (``config.learner_action_repeat`` sim steps, see the module
+    docstring). Per-copy counters, valid after every step: ``episode_decisions`` (E,) decisions taken in the
+    episode; ``episode_sim_steps`` (E,) sim steps it lasted (up to the sim step it ended at); ``final_state``
+    (E, N, 7) every car's state after the decision, or at the sim step the learner's episode ended;
+    ``task_stats`` likewise.
 
     Args:
         config: the environment.
@@ -70,7 +84,28 @@ class LearnerBatch:
             )
         self._actions = np.zeros((num_envs, n, 2))
         self.episode_return = np.zeros(num_envs)
+        self.repeat = config.learner_action_repeat
+        self.decision_timestep_s = self.core.env_timestep_s * self.repeat
+        """Seconds of simulated time per decision."""
+        self.episode_decisions = np.zeros(num_envs, dtype=np.int64)
+        self.episode_sim_steps = np.zeros(num_envs, dtype=np.int64)
+        self.final_state = np.zeros((num_envs, n, self.core.state.shape[-1]))
+        self._result = self._decision_buffers(num_envs, n, size)
+        self._stats = {k: np.zeros_like(v) for k, v in self.core.task.episode_stats().items()}
+        self._was_active = np.zeros((num_envs, n), dtype=bool)
         self._renderer: Renderer | None = None
+
+    def _decision_buffers(self, num_envs: int, num_cars: int, obs_size: int) -> BatchedStep:
+        """The arrays ``step`` fills with a decision's aggregate (reused by every step)."""
+        shape = (num_envs, num_cars)
+        return BatchedStep(
+            obs=np.zeros((*shape, obs_size), dtype=np.float32),
+            rewards=np.zeros(shape),
+            terminated=np.zeros(shape, dtype=bool),
+            truncated=np.zeros(shape, dtype=bool),
+            outcome=np.zeros(shape, dtype=np.int16),
+            terms={name: np.zeros(shape) for name in self.core.task.term_names},
+        )
 
     def _build_drivers(self, config: EnvConfig, seed: int | None) -> list[Driver]:
         specs = config.opponents
@@ -116,31 +151,101 @@ class LearnerBatch:
         for driver in self.drivers:
             driver.reset(ids)
         self.episode_return[ids] = 0.0
+        self.episode_decisions[ids] = 0
+        self.episode_sim_steps[ids] = 0
+        self.final_state[ids] = self.core.state[ids]
         return obs[:, self.learner]
 
     def step(self, learner_actions: np.ndarray) -> BatchedStep:
-        """One step of every copy: the learner's actions (E, 2) in its action space, the drivers' own."""
+        """One decision of every copy: the learner's actions (E, 2) in its action space, held for
+        ``learner_action_repeat`` sim steps (fewer when every copy's learner episode ends sooner); the drivers
+        act every sim step.
+
+        Returns the decision's aggregate as (E, N) arrays (reused by the next call; copy what you keep):
+        rewards and terms summed over the sim steps each car was running in, terminated / truncated set when
+        the car's episode ended during the decision, outcome and observations of the sim step it ended at (the
+        learner's column; other cars' observations are those of the same sim step as the learner's).
+        """
+        core = self.core
+        held = core.to_physical(learner_actions)
+        self._begin(self._sim_step(held))
+        for _ in range(1, self.repeat):
+            np.copyto(self._was_active, core.active)
+            if not self._was_active[:, self.learner].any():
+                break
+            self._accumulate(self._sim_step(held), self._was_active)
+        self.episode_decisions += 1
+        self.episode_return += self._result.rewards[:, self.learner]
+        return self._result
+
+    def _sim_step(self, learner_physical: np.ndarray) -> BatchedStep:
+        """One sim step of the core: the drivers act on the current states and scans, the learner's command
+        (E, 2) (physical units) is held."""
         core = self.core
         state, scans, obs = core.state, core.scans, core.observations
         for j, m in enumerate(self.others):
             self._actions[:, m] = self.drivers[j].act(state[:, m], scans[:, m], obs[:, m])
-        self._actions[:, self.learner] = core.to_physical(learner_actions)
-        result = core.step(self._actions)
-        self.episode_return += result.rewards[:, self.learner]
-        return result
+        self._actions[:, self.learner] = learner_physical
+        return core.step(self._actions)
+
+    def _begin(self, result: BatchedStep) -> None:
+        """The first sim step of a decision: its values as they are (a decision of one sim step is exactly it)."""
+        out = self._result
+        for mine, theirs in zip(out[:5], result[:5], strict=True):
+            np.copyto(mine, theirs)
+        for name, values in result.terms.items():
+            np.copyto(out.terms[name], values)
+        self._snapshot(None)
+
+    def _accumulate(self, result: BatchedStep, was_active: np.ndarray) -> None:
+        """A later sim step of a decision; ``was_active`` (E, N): the cars running before it."""
+        out = self._result
+        np.add(out.rewards, result.rewards, out=out.rewards)  # the core already pays done cars nothing
+        np.logical_or(out.terminated, result.terminated, out=out.terminated)
+        np.logical_or(out.truncated, result.truncated, out=out.truncated)
+        np.copyto(out.outcome, result.outcome, where=was_active)
+        for name, values in result.terms.items():
+            out.terms[name] += values * was_active
+        running = was_active[:, self.learner]
+        np.copyto(out.obs, result.obs, where=running[:, None, None])
+        self._snapshot(running)
+
+    def _snapshot(self, running: np.ndarray | None) -> None:
+        """Record car states, sim-step count and task statistics of the copies whose learner was ``running``
+        (E,) before this sim step (None: all copies)."""
+        core = self.core
+        if running is None:
+            np.copyto(self.final_state, core.state)
+            np.copyto(self.episode_sim_steps, core.episode_step)
+            for name, values in core.task.episode_stats().items():
+                np.copyto(self._stats[name], values)
+            return
+        np.copyto(self.final_state, core.state, where=running[:, None, None])
+        np.copyto(self.episode_sim_steps, core.episode_step, where=running)
+        for name, values in core.task.episode_stats().items():
+            np.copyto(self._stats[name], values, where=running[:, None])
 
     def step_info(self, result: BatchedStep, rows: np.ndarray | slice = slice(None)) -> dict[str, Any]:
-        """Per-copy info arrays of the learner for copies ``rows``: outcome names, reward terms, counters."""
-        core, car = self.core, self.learner
-        names = np.asarray(core.task.outcome_names, dtype=object)
+        """Per-copy info arrays of the learner for copies ``rows``: outcome names, reward terms (summed over the
+        decision), ``episode_step`` (decisions), ``episode_sim_steps`` and the task's statistics (counted in sim
+        steps)."""
+        car = self.learner
+        names = np.asarray(self.core.task.outcome_names, dtype=object)
         info = {
             "outcome": names[result.outcome[rows, car]],
             "reward_terms": {k: v[rows, car].copy() for k, v in result.terms.items()},
-            "episode_step": core.episode_step[rows].copy(),
+            "episode_step": self.episode_decisions[rows].copy(),
+            "episode_sim_steps": self.episode_sim_steps[rows].copy(),
         }
-        for key, value in core.task.episode_stats().items():
+        for key, value in self._stats.items():
             info[key] = np.array(value[rows, car])
         return info
+
+    @property
+    def task_stats(self) -> dict[str, np.ndarray]:
+        """The task's statistics (name -> (E, N), in sim steps where they count steps) after the last decision,
+        or at the sim step a copy's learner episode ended."""
+        return self._stats
 
     def render(self, text: str = "") -> np.ndarray:
         """A frame of copy ``config.render.env_index``."""
@@ -158,7 +263,10 @@ class SingleAgentEnv(gym.Env):
     Observations are the learner's (D,) float32 vector (normalised if configured), actions (2,) in [-1, 1]
     (or physical units with ``ActionConfig.normalized=False``). ``reset(seed=..., options={"poses": (N, 3),
     "speeds": (N,)})``. ``info`` holds ``outcome`` ("" while running, else the task's outcome name),
-    ``reward_terms`` (name -> float, summing to the reward), ``episode_step``, ``spawn`` and task statistics.
+    ``reward_terms`` (name -> float, summing to the reward), ``episode_step`` (decisions taken),
+    ``episode_sim_steps`` (sim steps simulated), ``spawn`` and task statistics (counted in sim steps). One
+    ``step`` is one decision: ``config.learner_action_repeat`` sim steps with the action held (see the module
+    docstring); frames are rendered once per decision.
 
     Args:
         config: the environment (default: gaplock on line_track, FTG defender).
@@ -185,7 +293,7 @@ class SingleAgentEnv(gym.Env):
         self.observation_space = self.batch.observation_space
         self.action_space = self.batch.action_space
         self.render_mode = render_mode
-        self.metadata = {**self.metadata, "render_fps": round(1.0 / self.batch.core.env_timestep_s / 2)}
+        self.metadata = {**self.metadata, "render_fps": max(1, round(1.0 / self.batch.decision_timestep_s / 2))}
         self._ended = True
         self._last_outcome = ""
 
@@ -210,24 +318,26 @@ class SingleAgentEnv(gym.Env):
         terminated = bool(result.terminated[0, car])
         truncated = bool(result.truncated[0, car])
         self._ended = terminated or truncated
-        outcome = self.batch.core.task.outcome_names[int(result.outcome[0, car])]
+        batch = self.batch
+        outcome = batch.core.task.outcome_names[int(result.outcome[0, car])]
         self._last_outcome = outcome
         info = {
             "outcome": outcome,
             "reward_terms": {k: float(v[0, car]) for k, v in result.terms.items()},
-            "episode_step": int(self.batch.core.episode_step[0]),
-            "spawn": self.batch.core.spawn[0],
+            "episode_step": int(batch.episode_decisions[0]),
+            "episode_sim_steps": int(batch.episode_sim_steps[0]),
+            "spawn": batch.core.spawn[0],
         }
-        for key, value in self.batch.core.task.episode_stats().items():
+        for key, value in batch.task_stats.items():
             info[key] = value[0, car].item()
-        obs = self.batch.observe(result.obs[0, car])
+        obs = batch.observe(result.obs[0, car])
         return obs, float(result.rewards[0, car]), terminated, truncated, info
 
     def render(self):
         if self.render_mode != "rgb_array":
             return None
         core = self.batch.core
-        text = f"step {core.episode_step[0]}  v {core.state[0, self.batch.learner, 3]:.2f} m/s"
+        text = f"step {self.batch.episode_decisions[0]}  v {core.state[0, self.batch.learner, 3]:.2f} m/s"
         if self._last_outcome:
             text += f"  {self._last_outcome}"
         return self.batch.render(text)

@@ -48,6 +48,12 @@ class RacingEnv(ParallelEnv):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.config = config or EnvConfig()
+        if self.config.learner_action_repeat != 1:
+            raise ValueError(
+                "EnvConfig.learner_action_repeat holds the learner's action in the single-learner views only; "
+                f"RacingEnv gives every car an action every sim step, so set it to 1 (got "
+                f"{self.config.learner_action_repeat}) or use sim.action_repeat"
+            )
         self.core = BatchedEnv(self.config, 1, seed, track)
         self.render_mode = render_mode
         self.possible_agents = [f"car_{i}" for i in range(self.core.num_cars)]

@@ -7,12 +7,17 @@ episode ends (the learner's car terminated or truncated), ``step`` resets that c
 - ``info["final_obs"][i]`` (an (E, D) array, rows valid where ``info["_final_obs"][i]``) is the ended
   episode's last observation, the one to bootstrap from on truncation;
 - ``info["final_info"]`` (mask ``info["_final_info"]``) holds the ended episode's ``outcome``,
-  ``episode_return``, ``episode_length``, ``spawn`` and ``car_states`` ((E, N, 7), every car's last state: a car
-  stopped by a contact keeps its pre-contact pose); ``info["episode"]`` = {"r", "l"} (mask
-  ``info["_episode"]``) repeats return and length the way gymnasium's RecordEpisodeStatistics does.
+  ``episode_return``, ``episode_length`` (in decisions, the unit of ``step``), ``episode_sim_steps`` (sim steps
+  simulated), ``spawn`` and ``car_states`` ((E, N, 7), every car's last state: a car stopped by a contact keeps
+  its pre-contact pose); ``info["episode"]`` = {"r", "l"} (mask ``info["_episode"]``) repeats return and length
+  (decisions) the way gymnasium's RecordEpisodeStatistics does.
 Every step's ``info`` also holds, per copy, ``outcome`` of the step ("" unless it ended the episode),
-``reward_terms`` (name -> (E,) array, summing to ``rewards``), ``episode_step`` and task statistics, all of
-the step just taken.
+``reward_terms`` (name -> (E,) array, summing to ``rewards``), ``episode_step`` (decisions),
+``episode_sim_steps`` and task statistics, all of the step just taken.
+
+One ``step`` is one learner decision: ``config.learner_action_repeat`` sim steps with the action held, the
+drivers and the task running every sim step; a copy that ended mid-decision reports the observation
+(``final_obs``), outcome and car states of the sim step it ended at (see ``multi_agent_rl.envs.learner``).
 
 Seeds: ``reset(seed=s)`` seeds copy i with s + i (gymnasium's convention), ``reset(seed=[s0, s1, ...])`` with
 the list; autoresets continue each copy's own generators.
@@ -127,14 +132,15 @@ class VectorRacingEnv(VectorEnv):
             final_obs[ids] = self._obs[ids]
             core = batch.core
             returns = np.where(ended, batch.episode_return, 0.0)
-            lengths = np.where(ended, core.episode_step, 0)
+            lengths = np.where(ended, batch.episode_decisions, 0)
             info["final_obs"], info["_final_obs"] = final_obs, ended
             info["final_info"] = {
                 "outcome": np.where(ended, info["outcome"], ""),
                 "episode_return": returns,
-                "episode_length": lengths,
+                "episode_length": lengths,  # decisions
+                "episode_sim_steps": np.where(ended, batch.episode_sim_steps, 0),
                 "spawn": np.asarray(core.spawn, dtype=object),
-                "car_states": core.state.copy(),  # (E, N, 7) final states (a crashed car: its pre-contact pose)
+                "car_states": batch.final_state.copy(),  # (E, N, 7) final states (a crashed car: pre-contact pose)
             }
             info["_final_info"] = ended
             info["episode"], info["_episode"] = {"r": returns, "l": lengths}, ended
@@ -145,9 +151,8 @@ class VectorRacingEnv(VectorEnv):
     def render(self) -> tuple[np.ndarray, ...] | None:
         if self.render_mode != "rgb_array":
             return None
-        core = self.batch.core
         e = int(np.clip(self.config.render.env_index, 0, self.num_envs - 1))
-        return (self.batch.render(f"copy {e}  step {core.episode_step[e]}"),)
+        return (self.batch.render(f"copy {e}  step {self.batch.episode_decisions[e]}"),)
 
     def close_extras(self, **kwargs: Any) -> None:
         """Nothing to release: the simulator lives in this process."""

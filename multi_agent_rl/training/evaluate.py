@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def evaluate(cfg: DictConfig) -> EvalResult:
     """Load ``cfg.run_dir``'s config and ``cfg.checkpoint``, play the evaluation episodes, print and save the
-    outcome table (JSON with every episode: spawn, outcome, return, length)."""
+    outcome table (JSON with every episode: spawn, outcome, return, length in decisions, sim steps)."""
     run_dir = Path(str(cfg.run_dir))
     saved = run_dir / RESOLVED_CONFIG
     if not saved.is_file():
@@ -69,9 +69,9 @@ def _report(result: EvalResult, run_dir: Path, checkpoint: str, metadata: dict, 
         "metrics": result.metrics,
         "episode_records": [
             {"episode": k, "seed": seed + k, "spawn": s, "outcome": o, "details": list(d), "return": float(r),
-             "length": int(n), "final_poses": _poses(result.final_states, k)}
-            for k, (s, o, d, r, n) in enumerate(zip(result.spawns, result.outcomes, result.details, result.returns,
-                                                    result.lengths, strict=True))
+             "length": int(n), "sim_steps": int(m), "final_poses": _poses(result.final_states, k)}
+            for k, (s, o, d, r, n, m) in enumerate(zip(result.spawns, result.outcomes, result.details, result.returns,
+                                                       result.lengths, result.sim_steps, strict=True))
         ],
     }
 

@@ -7,6 +7,10 @@ is time to learn (rollout full, warm-up over, train frequency reached). The loop
 statistics, periodic deterministic evaluation, checkpoints (``last``, ``best``, ``step_<N>``) that resume exactly,
 and metrics for the console, the CSV and TensorBoard.
 
+Steps are learner decisions: ``global_step``, the step counts of ``TrainingConfig`` and the episode lengths
+(``rollout/<agent>/ep_len_mean``, ``eval/<agent>/mean_ep_length``) count vector-env steps, one decision per copy,
+which is ``env.learner_action_repeat`` sim steps (each ``sim.action_repeat`` physics steps) of simulated time.
+
 ``EvaluationLoop`` plays a fixed list of episodes: episode k starts from a reset with seed ``seed + k`` (so the
 spawn pair, the start speed and the sensor noise are fixed), with deterministic actions and the observation
 normaliser frozen.
@@ -41,7 +45,8 @@ LOOP_STATE = "loop"
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How long to train and when to evaluate, checkpoint and log. Step counts are env steps summed over copies."""
+    """How long to train and when to evaluate, checkpoint and log. Step counts are env steps (learner decisions)
+    summed over copies."""
 
     total_timesteps: int = 200_000  # length of the run
     num_envs: int = 8  # env copies stepped together in one simulator
@@ -57,7 +62,7 @@ class TrainingConfig:
     video_max_steps: int = 1000  # frames of a recorded episode at most
     stats_window_episodes: int = 100  # rollout statistics average the last this many episodes (as SB3)
     train_max_steps: int | None = None  # cut training episodes here (a truncation: learners bootstrap); None: the
-    # task's max_steps. Evaluation always plays the task's full max_steps.
+    # task's max_steps. In the task's unit (sim steps, not decisions). Evaluation plays the task's full max_steps.
 
     def __post_init__(self) -> None:
         positive = ("total_timesteps", "num_envs", "eval_episodes", "eval_num_envs", "keep_checkpoints",
@@ -94,13 +99,15 @@ class EvalResult:
     """One evaluation: per-episode records and the summary metrics (TensorBoard tags)."""
 
     returns: np.ndarray
-    lengths: np.ndarray
+    lengths: np.ndarray  # decisions
     outcomes: list[str]
     spawns: list[str]
     metrics: dict[str, float]
     frames: np.ndarray | None = None
     final_states: np.ndarray | None = None  # (K, N, 7) every car's last state per episode
     details: list[tuple[str, ...]] = field(default_factory=list)  # per episode: the task's outcome details
+    sim_steps: np.ndarray | None = None  # per episode: sim steps simulated (decisions x learner_action_repeat, or
+    # fewer when it ended mid-decision)
 
     def detail_table(self) -> dict[str, dict[str, int]]:
         """Outcome name -> detail label -> episode count (only outcomes that have details)."""
@@ -157,14 +164,14 @@ class EvaluationLoop:
         was_training = normalizer.training if normalizer is not None else False
         if normalizer is not None:
             normalizer.eval()
-        returns, lengths, outcomes, spawns, states = [], [], [], [], []
+        returns, lengths, outcomes, spawns, states, sim_steps = [], [], [], [], [], []
         frames: list[np.ndarray] = []
         try:
             for first in range(0, self.episodes, env.num_envs):
                 count = min(env.num_envs, self.episodes - first)
                 batch = self._play_batch(first, count, frames if record_video_steps and first == 0 else None,
                                          record_video_steps)
-                for values, out in zip(batch, (returns, lengths, outcomes, spawns, states), strict=True):
+                for values, out in zip(batch, (returns, lengths, outcomes, spawns, states, sim_steps), strict=True):
                     out.extend(values)
         finally:
             if normalizer is not None:
@@ -172,7 +179,7 @@ class EvaluationLoop:
         task = env.batch.core.task
         details = [task.outcome_details(o, s) for o, s in zip(outcomes, states, strict=True)]
         result = EvalResult(np.array(returns), np.array(lengths), outcomes, spawns, {},
-                            final_states=np.array(states), details=details)
+                            final_states=np.array(states), details=details, sim_steps=np.array(sim_steps))
         result.metrics = self._summary(result)
         if frames:
             result.frames = np.stack(frames)
@@ -188,6 +195,7 @@ class EvaluationLoop:
         done[count:] = True  # copies beyond this batch's episodes only keep the batch rectangular
         returns = np.zeros(env.num_envs)
         lengths = np.zeros(env.num_envs, dtype=np.int64)
+        sim_steps = np.zeros(env.num_envs, dtype=np.int64)
         outcomes = [""] * env.num_envs
         states = [None] * env.num_envs
         if frames is not None:
@@ -202,11 +210,13 @@ class EvaluationLoop:
             for i in np.flatnonzero(ended & live):
                 outcomes[i] = str(info["outcome"][i])
                 states[i] = np.array(info["final_info"]["car_states"][i])
+                sim_steps[i] = info["final_info"]["episode_sim_steps"][i]
             if frames is not None and not done[0] and len(frames) < max_frames:
                 frames.append(env.render()[0])
             agent.reset(ended, deterministic=True)
             done |= ended
-        return returns[:count].tolist(), lengths[:count].tolist(), outcomes[:count], spawns, states[:count]
+        return (returns[:count].tolist(), lengths[:count].tolist(), outcomes[:count], spawns, states[:count],
+                sim_steps[:count].tolist())
 
     def _summary(self, result: EvalResult) -> dict[str, float]:
         n = len(result.outcomes)
@@ -566,7 +576,8 @@ class TrainingLoop:
             },
             "Returns": {
                 "episode return": ["Multiline", [f"rollout/{a}/ep_rew_mean", f"eval/{a}/mean_reward"]],
-                "episode length": ["Multiline", [f"rollout/{a}/ep_len_mean", f"eval/{a}/mean_ep_length"]],
+                "episode length (decisions)": ["Multiline", [f"rollout/{a}/ep_len_mean",
+                                                             f"eval/{a}/mean_ep_length"]],
                 "reward terms": ["Multiline", [rf"reward/{a}/.*"]],
             },
             "Losses": {"losses": ["Multiline", [rf"train/{a}/.*loss"]],

@@ -62,6 +62,14 @@ def test_single_agent_env_with_ftg_defender_replays():
     assert not np.array_equal(a, c)
 
 
+def test_single_agent_env_with_a_learner_action_repeat_replays():
+    config = EnvConfig(task=GaplockConfig(max_steps=400), learner_action_repeat=10)
+    a, spawns_a = single_rollout(3, config)
+    b, spawns_b = single_rollout(3, config)
+    np.testing.assert_array_equal(a, b)
+    assert spawns_a == spawns_b and len(spawns_a) > 1
+
+
 def test_random_opponent_is_seeded_by_reset():
     config = EnvConfig(task=GaplockConfig(max_steps=400), opponents=(DriverConfig(kind="random"),))
     a, _ = single_rollout(5, config)

@@ -64,6 +64,16 @@ def test_single_agent_check_env():
     check_env(normalized, skip_render_check=True)
 
 
+def test_single_agent_check_env_with_a_learner_action_repeat():
+    """Ten sim steps per decision (the defender acting on each): still a conforming gymnasium env, rendering too."""
+    config = replace(SHORT_GAPLOCK, learner_action_repeat=10)
+    env = gym.make("multi_agent_rl/Gaplock-v0", config=config, render_mode="rgb_array")
+    assert env.unwrapped.batch.repeat == 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped, skip_render_check=False)
+
+
 def test_single_agent_refuses_to_step_a_finished_episode():
     env = SingleAgentEnv(EnvConfig(task=GaplockConfig(max_steps=3)))
     env.reset(seed=0)

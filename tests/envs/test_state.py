@@ -10,6 +10,7 @@ import torch
 
 from multi_agent_rl.envs import EnvConfig, VectorRacingEnv, racing_env_config
 from multi_agent_rl.envs.state import capture_state, restore_state
+from multi_agent_rl.tasks import GaplockConfig
 
 
 def roundtrip(state):
@@ -19,8 +20,9 @@ def roundtrip(state):
     return torch.load(buffer, weights_only=False)
 
 
-@pytest.mark.parametrize("config", [EnvConfig(normalize_observations=True), racing_env_config(num_cars=2)],
-                         ids=["gaplock_normalized", "racing_2_cars"])
+@pytest.mark.parametrize("config", [EnvConfig(normalize_observations=True), racing_env_config(num_cars=2),
+                                    EnvConfig(task=GaplockConfig(max_steps=1000), learner_action_repeat=5)],
+                         ids=["gaplock_normalized", "racing_2_cars", "gaplock_learner_repeat_5"])
 def test_restored_env_continues_bit_for_bit(config):
     env = VectorRacingEnv(config, num_envs=3, seed=0)
     env.reset(seed=0)

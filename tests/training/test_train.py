@@ -167,6 +167,8 @@ BAD_OVERRIDES = [
     (["seed=-1"], "seed: seed must be a non-negative integer"),
     (["resume=/nonexistent/run"], "resume: /nonexistent/run is not a run directory"),
     (["task.idle_steps=many"], "task.idle_steps: expected an int, got 'many'"),
+    (["env.learner_action_repeat=0"], "env: EnvConfig.learner_action_repeat must be an integer >= 1"),
+    (["env.learner_action_repeat=2.5"], "env.learner_action_repeat: expected an int, got 2.5"),
     (["agent@opponent=frozen"], "opponent.run_dir: needs a value (???), e.g. opponent.run_dir=... on the"),
     (["env=map"], "env.map_path: needs a value (???)"),
 ]
