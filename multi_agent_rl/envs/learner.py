@@ -93,6 +93,7 @@ class LearnerBatch:
         self._result = self._decision_buffers(num_envs, n, size)
         self._stats = {k: np.zeros_like(v) for k, v in self.core.task.episode_stats().items()}
         self._was_active = np.zeros((num_envs, n), dtype=bool)
+        self._all_copies = np.ones(num_envs, dtype=bool)
         self._renderer: Renderer | None = None
 
     def _decision_buffers(self, num_envs: int, num_cars: int, obs_size: int) -> BatchedStep:
@@ -166,17 +167,14 @@ class LearnerBatch:
         the car's episode ended during the decision, outcome and observations of the sim step it ended at (the
         learner's column; other cars' observations are those of the same sim step as the learner's).
         """
-        core = self.core
-        held = core.to_physical(learner_actions)
-        self._begin(self._sim_step(held))
-        for _ in range(1, self.repeat):
-            np.copyto(self._was_active, core.active)
-            if not self._was_active[:, self.learner].any():
-                break
-            self._accumulate(self._sim_step(held), self._was_active)
+        held = self.core.to_physical(learner_actions)
+        result = self._sim_step(held)
+        self._snapshot(self._all_copies)
+        if self.repeat > 1:  # aggregate only when a decision has more than one sim step
+            result = self._repeat(result, held)
         self.episode_decisions += 1
-        self.episode_return += self._result.rewards[:, self.learner]
-        return self._result
+        self.episode_return += result.rewards[:, self.learner]
+        return result
 
     def _sim_step(self, learner_physical: np.ndarray) -> BatchedStep:
         """One sim step of the core: the drivers act on the current states and scans, the learner's command
@@ -188,14 +186,19 @@ class LearnerBatch:
         self._actions[:, self.learner] = learner_physical
         return core.step(self._actions)
 
-    def _begin(self, result: BatchedStep) -> None:
-        """The first sim step of a decision: its values as they are (a decision of one sim step is exactly it)."""
+    def _repeat(self, first: BatchedStep, held: np.ndarray) -> BatchedStep:
+        """Sim steps 2..R of a decision after ``first``, aggregated into the reused ``_result`` buffers."""
         out = self._result
-        for mine, theirs in zip(out[:5], result[:5], strict=True):
+        for mine, theirs in zip(out[:5], first[:5], strict=True):
             np.copyto(mine, theirs)
-        for name, values in result.terms.items():
+        for name, values in first.terms.items():
             np.copyto(out.terms[name], values)
-        self._snapshot(None)
+        for _ in range(1, self.repeat):
+            np.copyto(self._was_active, self.core.active)
+            if not self._was_active[:, self.learner].any():
+                break
+            self._accumulate(self._sim_step(held), self._was_active)
+        return out
 
     def _accumulate(self, result: BatchedStep, was_active: np.ndarray) -> None:
         """A later sim step of a decision; ``was_active`` (E, N): the cars running before it."""
@@ -210,16 +213,10 @@ class LearnerBatch:
         np.copyto(out.obs, result.obs, where=running[:, None, None])
         self._snapshot(running)
 
-    def _snapshot(self, running: np.ndarray | None) -> None:
+    def _snapshot(self, running: np.ndarray) -> None:
         """Record car states, sim-step count and task statistics of the copies whose learner was ``running``
-        (E,) before this sim step (None: all copies)."""
+        (E,) bool before this sim step."""
         core = self.core
-        if running is None:
-            np.copyto(self.final_state, core.state)
-            np.copyto(self.episode_sim_steps, core.episode_step)
-            for name, values in core.task.episode_stats().items():
-                np.copyto(self._stats[name], values)
-            return
         np.copyto(self.final_state, core.state, where=running[:, None, None])
         np.copyto(self.episode_sim_steps, core.episode_step, where=running)
         for name, values in core.task.episode_stats().items():
