@@ -305,6 +305,7 @@ def _sb3_sac_pendulum(env, total, seed):
     return SAC("MlpPolicy", env, learning_rate=1e-3, seed=seed, device="cpu")
 
 
+# rl-baselines3-zoo's DQN settings for CartPole-v1, in our config names (the Rainbow row shares them)
 _DQN_CARTPOLE = dict(
     learning_rate=2.3e-3,
     batch_size=64,
@@ -343,19 +344,14 @@ def _rainbow_cartpole(total: int):
     )
 
 
-# rl-baselines3-zoo's DQN settings for CartPole-v1 (SB3 names), shared by the DQN and QR-DQN peers
-_SB3_DQN_CARTPOLE = dict(
-    learning_rate=2.3e-3,
-    batch_size=64,
-    buffer_size=100_000,
-    learning_starts=1000,
-    gamma=0.99,
-    target_update_interval=10,
-    train_freq=256,
-    gradient_steps=128,
-    exploration_fraction=0.16,
-    exploration_final_eps=0.04,
-)
+# the same zoo settings under SB3's names, shared by the DQN and QR-DQN peers (ours write the exploration
+# schedule as exploration_fraction / end_e in _dqn_cartpole)
+_SB3_NAMES = {"target_network_frequency": "target_update_interval", "train_frequency": "train_freq"}
+_SB3_DQN_CARTPOLE = {
+    **{_SB3_NAMES.get(name, name): value for name, value in _DQN_CARTPOLE.items()},
+    "exploration_fraction": 0.16,
+    "exploration_final_eps": 0.04,
+}
 
 
 def _sb3_dqn_cartpole(env, total, seed):
