@@ -63,9 +63,11 @@ INPLACE_ACTIVATION_FUNCTIONS = MappingProxyType({
 # The float32 matrix products of the larger networks (TD3's 400x300 critics, SAC's 256x256) are most of an
 # off-policy gradient step. Which CPU kernel runs them matters: on this project's AMD EPYC machines torch's
 # default BLAS (MKL) reaches ~105 GFLOP/s on a 256x400 @ 400x300 product and oneDNN ~230 (scripts/bench_linear.py).
-# oneDNN's per-call setup (~8 us) and the Python autograd function around it lose on small products: a
-# forward+backward of 256x64x64 (2^20 multiply-adds) took 379 us against 302, 512x64x64 broke even, 64x256x256
-# (2^22) took 667 against 899; so only products of at least ONEDNN_MIN_MACS multiply-adds go to it.
+# oneDNN's per-call setup (~8 us) and the Python autograd function around it lose on small products: at
+# 256x64x64 (2^20 multiply-adds) the three products take about as long on either kernel (bench_linear.py), and
+# with the function's overhead on top PPO on CartPole, whose minibatches are that size, fell from 1.57x to 1.37x
+# SB3's speed (scripts/compare_sb3.py at commit c22d2cb); so only products of at least ONEDNN_MIN_MACS (2^22,
+# e.g. 64x256x256: 50 vs 82 us forward) multiply-adds go to it.
 # Both are exact float32 kernels (sums reordered: results agree to float32 rounding).
 # Set MULTI_AGENT_RL_ONEDNN=0 to use torch's default kernel everywhere.
 ONEDNN_MIN_MACS = 1 << 22
