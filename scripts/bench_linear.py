@@ -64,15 +64,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=300, help="timed calls per product")
     parser.add_argument("--json", action="store_true", help="print the JSON summary line last")
     args = parser.parse_args()
-    if not networks.ONEDNN_LINEAR:
-        raise SystemExit("this torch build has no oneDNN linear (or MULTI_AGENT_RL_ONEDNN=0 is set)")
+    if not networks.ONEDNN_AVAILABLE:
+        raise SystemExit("this torch build has no oneDNN linear")
     torch.set_num_threads(1)
     records = []
+    vendor = networks.cpu_vendor() or "unknown"
+    print(f"CPU maker {vendor}: the agents run products of >= {networks.ONEDNN_MIN_MACS} multiply-adds on "
+          f"{'oneDNN' if networks.ONEDNN_LINEAR else 'the default kernel'} (MULTI_AGENT_RL_ONEDNN to force)")
     print(f"{'B x I x O':>16} {'product':>12} {'default us':>11} {'oneDNN us':>10} {'GFLOP/s':>15}  agents use")
     for batch, fan_in, fan_out in SHAPES:
         record = bench_shape(batch, fan_in, fan_out, args.repeats)
         records.append(record)
-        uses = "oneDNN" if record["macs"] >= networks.ONEDNN_MIN_MACS else "default"
+        on_onednn = networks.ONEDNN_LINEAR and record["macs"] >= networks.ONEDNN_MIN_MACS
+        uses = "oneDNN" if on_onednn else "default"
         for name in ("forward", "grad_input", "grad_weight"):
             d, o = record[name]["default_us"], record[name]["onednn_us"]
             flops = 2e-3 * record["macs"]

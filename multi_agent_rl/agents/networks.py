@@ -61,21 +61,45 @@ INPLACE_ACTIVATION_FUNCTIONS = MappingProxyType({
 # --- linear layers ------------------------------------------------------------------------------------------
 
 # The float32 matrix products of the larger networks (TD3's 400x300 critics, SAC's 256x256) are most of an
-# off-policy gradient step. Which CPU kernel runs them matters: on this project's AMD EPYC machines torch's
-# default BLAS (MKL) reaches ~105 GFLOP/s on a 256x400 @ 400x300 product and oneDNN ~230 (scripts/bench_linear.py).
+# off-policy gradient step. Which CPU kernel runs them matters, and the answer depends on the CPU maker: torch's
+# default BLAS is Intel's MKL, which takes its fast code paths on Intel CPUs only. On an AMD EPYC (Zen 5) MKL
+# reached ~105 GFLOP/s on a 256x400 @ 400x300 product and oneDNN ~230; on an Intel Xeon (Sapphire Rapids) both
+# reach ~110-130 and MKL is faster on mid-size products (scripts/bench_linear.py on each). So oneDNN is used by
+# default on non-Intel x86 CPUs only (ONEDNN_LINEAR below).
 # oneDNN's per-call setup (~8 us) and the Python autograd function around it lose on small products: at
 # 256x64x64 (2^20 multiply-adds) the three products take about as long on either kernel (bench_linear.py), and
 # with the function's overhead on top PPO on CartPole, whose minibatches are that size, fell from 1.57x to 1.37x
-# SB3's speed (scripts/compare_sb3.py at commit c22d2cb); so only products of at least ONEDNN_MIN_MACS (2^22,
-# e.g. 64x256x256: 50 vs 82 us forward) multiply-adds go to it.
+# SB3's speed on the AMD machine (scripts/compare_sb3.py at commit c22d2cb); so only products of at least
+# ONEDNN_MIN_MACS (2^22, e.g. 64x256x256: 50 vs 82 us forward on AMD) multiply-adds go to it.
 # Both are exact float32 kernels (sums reordered: results agree to float32 rounding).
-# Set MULTI_AGENT_RL_ONEDNN=0 to use torch's default kernel everywhere.
+# MULTI_AGENT_RL_ONEDNN=1 forces oneDNN on, =0 forces torch's default kernel everywhere.
 ONEDNN_MIN_MACS = 1 << 22
-ONEDNN_LINEAR = (
-    os.environ.get("MULTI_AGENT_RL_ONEDNN", "1") != "0"
-    and torch.backends.mkldnn.is_available()
-    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-)
+
+
+def cpu_vendor(cpuinfo_path: str = "/proc/cpuinfo") -> str:
+    """The x86 vendor string of this machine's CPU (e.g. "GenuineIntel", "AuthenticAMD"); "" when unknown."""
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def onednn_wanted(setting: str | None, vendor: str) -> bool:
+    """Whether large products go to oneDNN: ``setting`` is MULTI_AGENT_RL_ONEDNN ("1" on, "0" off, unset or
+    "auto": on for x86 CPUs of makers other than Intel, whose MKL is torch's default and fastest on its own)."""
+    if setting in ("0", "1"):
+        return setting == "1"
+    if setting not in (None, "", "auto"):
+        raise ValueError(f"MULTI_AGENT_RL_ONEDNN must be 0, 1 or auto, got {setting!r}")
+    return vendor not in ("", "GenuineIntel")
+
+
+ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+ONEDNN_LINEAR = ONEDNN_AVAILABLE and onednn_wanted(os.environ.get("MULTI_AGENT_RL_ONEDNN"), cpu_vendor())
 
 
 def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

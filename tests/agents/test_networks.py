@@ -83,11 +83,13 @@ def test_hand_written_densities_match_torch_distributions():
     torch.testing.assert_close(entropy, reference.entropy())
 
 
-@pytest.mark.skipif(not networks.ONEDNN_LINEAR, reason="this torch build has no oneDNN linear")
+@pytest.mark.skipif(not networks.ONEDNN_AVAILABLE, reason="this torch build has no oneDNN linear")
 @pytest.mark.parametrize("frozen", ["none", "weight", "input"])
-def test_onednn_linear_matches_f_linear_values_and_gradients(frozen):
-    """Above the size threshold ``linear`` runs on oneDNN; values and all three gradients equal F.linear's
-    to float32 rounding, and a frozen operand gets no gradient (the TD3/SAC actor loss through frozen critics)."""
+def test_onednn_linear_matches_f_linear_values_and_gradients(frozen, monkeypatch):
+    """Above the size threshold ``linear`` runs on oneDNN (forced on, whatever this machine's CPU maker);
+    values and all three gradients equal F.linear's to float32 rounding, and a frozen operand gets no gradient
+    (the TD3/SAC actor loss through frozen critics)."""
+    monkeypatch.setattr(networks, "ONEDNN_LINEAR", True)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(256, 400, generator=gen)
     w = torch.randn(300, 400, generator=gen) / 20.0
@@ -109,7 +111,8 @@ def test_onednn_linear_matches_f_linear_values_and_gradients(frozen):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
 
 
-def test_linear_keeps_small_products_on_the_default_kernel():
+def test_linear_keeps_small_products_on_the_default_kernel(monkeypatch):
+    monkeypatch.setattr(networks, "ONEDNN_LINEAR", networks.ONEDNN_AVAILABLE)
     x = torch.randn(64, 64, requires_grad=True)
     w = torch.randn(64, 64, requires_grad=True)
     assert 64 * 64 * 64 < networks.ONEDNN_MIN_MACS
@@ -117,3 +120,19 @@ def test_linear_keeps_small_products_on_the_default_kernel():
     with torch.no_grad():  # inference on a large product: no autograd node, same values
         big_x, big_w = torch.randn(512, 256), torch.randn(256, 256)
         torch.testing.assert_close(linear(big_x, big_w), F.linear(big_x, big_w), rtol=1e-5, atol=1e-4)
+
+
+def test_onednn_is_chosen_by_cpu_maker_unless_forced(tmp_path):
+    """MKL (torch's default BLAS) is fastest on Intel CPUs; oneDNN by default on other x86 makers only."""
+    assert networks.onednn_wanted(None, "AuthenticAMD")
+    assert networks.onednn_wanted("auto", "HygonGenuine")
+    assert not networks.onednn_wanted(None, "GenuineIntel")
+    assert not networks.onednn_wanted("", "")  # unknown CPU (e.g. no /proc/cpuinfo): torch's default
+    assert networks.onednn_wanted("1", "GenuineIntel")
+    assert not networks.onednn_wanted("0", "AuthenticAMD")
+    with pytest.raises(ValueError, match="MULTI_AGENT_RL_ONEDNN must be 0, 1 or auto, got 'yes'"):
+        networks.onednn_wanted("yes", "AuthenticAMD")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\n")
+    assert networks.cpu_vendor(str(cpuinfo)) == "AuthenticAMD"
+    assert networks.cpu_vendor(str(tmp_path / "missing")) == ""
