@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -215,6 +215,21 @@ class Agent(abc.ABC):
         cleared.
         """
         del env_mask, deterministic
+
+    def set_observation_transform(self, transform: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        """Off-policy agents: replay observations through ``transform`` when a minibatch is sampled.
+
+        For a running observation normaliser: the loop then stores raw observations and passes the
+        normaliser's ``normalize`` here, so every replayed transition is normalised with the current
+        statistics, never the ones of the step it was stored at (SB3 keeps VecNormalize's original
+        observations in its replay buffers for the same reason). ``act`` still receives normalised
+        observations. ``transform`` maps (K, obs_dim) float32 to (K, obs_dim) float32; None switches it off.
+        """
+        if self.capabilities.on_policy:
+            raise ValueError(
+                f"{type(self).__name__} is on-policy: it has no replay buffer whose observations to transform"
+            )
+        self.replay.obs_transform = transform  # every off-policy agent keeps its buffer in self.replay
 
     def state_dict(self, include_buffer: bool = False) -> dict[str, Any]:
         """Everything needed to resume exactly: networks, optimizers, counters, schedules, RNG states.

@@ -9,6 +9,7 @@ torch index per field and never round-trip through Python lists.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -172,10 +173,16 @@ class ReplaySample(NamedTuple):
 
 
 _REPLAY_FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "discounts")
+_OBS_FIELDS = ("obs", "next_obs")
 
 
 class ReplayBuffer:
-    """Circular buffer of transitions, preallocated, filled a vector step (or an n-step batch) at a time."""
+    """Circular buffer of transitions, preallocated, filled a vector step (or an n-step batch) at a time.
+
+    ``obs_transform`` (None, or (K, obs_dim) float32 -> (K, obs_dim) float32), when set, is applied to the
+    stored ``obs`` and ``next_obs`` of every sampled minibatch: a running normaliser's current statistics
+    (see ``Agent.set_observation_transform``). Storage and checkpoints keep what was stored.
+    """
 
     def __init__(
         self,
@@ -194,6 +201,7 @@ class ReplayBuffer:
         self.terminated = np.zeros(capacity, dtype=np.float32)
         self.discounts = np.zeros(capacity, dtype=np.float32)
         self._tensors = {name: torch.from_numpy(getattr(self, name)) for name in _REPLAY_FIELDS}
+        self.obs_transform: Callable[[np.ndarray], np.ndarray] | None = None
         self.pos = 0
         self.size = 0
 
@@ -220,7 +228,12 @@ class ReplayBuffer:
 
     def gather(self, slots: np.ndarray) -> ReplaySample:
         index = torch.from_numpy(slots)
-        return ReplaySample(*(self._tensors[name][index].to(self.device) for name in _REPLAY_FIELDS))
+        if self.obs_transform is None:
+            return ReplaySample(*(self._tensors[name][index].to(self.device) for name in _REPLAY_FIELDS))
+        fields = {name: self._tensors[name][index] for name in _REPLAY_FIELDS if name not in _OBS_FIELDS}
+        for name in _OBS_FIELDS:
+            fields[name] = torch.from_numpy(self.obs_transform(getattr(self, name)[slots]))
+        return ReplaySample(**{name: fields[name].to(self.device) for name in _REPLAY_FIELDS})
 
     def state_dict(self) -> dict[str, Any]:
         state = {name: getattr(self, name)[: self.size].copy() for name in _REPLAY_FIELDS}

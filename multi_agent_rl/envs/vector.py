@@ -5,7 +5,8 @@ episode ends (the learner's car terminated or truncated), ``step`` resets that c
 - ``obs[i]`` is already the first observation of copy i's next episode;
 - ``rewards[i]``, ``terminations[i]`` and ``truncations[i]`` describe the step that ended the episode;
 - ``info["final_obs"][i]`` (an (E, D) array, rows valid where ``info["_final_obs"][i]``) is the ended
-  episode's last observation, the one to bootstrap from on truncation;
+  episode's last observation, the one to bootstrap from on truncation; ``info["final_raw_obs"]`` is the same
+  before observation normalisation (equal to it when the env does not normalise);
 - ``info["final_info"]`` (mask ``info["_final_info"]``) holds the ended episode's ``outcome``,
   ``episode_return``, ``episode_length`` (in decisions, the unit of ``step``), ``episode_sim_steps`` (sim steps
   simulated), ``spawn`` and ``car_states`` ((E, N, 7), every car's last state: a car stopped by a contact keeps
@@ -13,7 +14,8 @@ episode ends (the learner's car terminated or truncated), ``step`` resets that c
   (decisions) the way gymnasium's RecordEpisodeStatistics does.
 Every step's ``info`` also holds, per copy, ``outcome`` of the step ("" unless it ended the episode),
 ``reward_terms`` (name -> (E,) array, summing to ``rewards``), ``episode_step`` (decisions),
-``episode_sim_steps`` and task statistics, all of the step just taken.
+``episode_sim_steps`` and task statistics, all of the step just taken. ``raw_obs`` is the last returned
+observation batch before normalisation (what an off-policy learner stores, see ``Agent.set_observation_transform``).
 
 One ``step`` is one learner decision: ``config.learner_action_repeat`` sim steps with the action held, the
 drivers and the task running every sim step; a copy that ended mid-decision reports the observation
@@ -74,11 +76,17 @@ class VectorRacingEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._obs = np.zeros((num_envs, self.single_observation_space.shape[0]), dtype=np.float32)
+        self._raw_obs = np.zeros_like(self._obs)  # the same observations before normalisation
         self._needs_reset = True
 
     @property
     def normalizer(self) -> RunningNormalizer | None:
         return self.batch.normalizer
+
+    @property
+    def raw_obs(self) -> np.ndarray:
+        """(E, D) float32 copy of the last returned observations before normalisation."""
+        return self._raw_obs.copy()
 
     def reset(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
@@ -97,6 +105,7 @@ class VectorRacingEnv(VectorEnv):
                 raise ValueError(f"reset got {len(seeds)} seeds for num_envs={self.num_envs}")
             seeds = [seeds[i] for i in ids]
         raw = self.batch.reset(ids, seeds, options)
+        self._raw_obs[ids] = raw[ids]
         self._obs[ids] = self.batch.observe(raw[ids])
         self._needs_reset = False
         spawn = np.asarray(self.batch.core.spawn, dtype=object)
@@ -124,16 +133,20 @@ class VectorRacingEnv(VectorEnv):
         terminated = result.terminated[:, car].copy()
         truncated = result.truncated[:, car].copy()
         info = batch.step_info(result)
-        self._obs[:] = batch.observe(result.obs[:, car])
+        self._raw_obs[:] = result.obs[:, car]
+        self._obs[:] = batch.observe(self._raw_obs)
         ended = terminated | truncated
         if ended.any():
             ids = np.flatnonzero(ended)
             final_obs = np.zeros_like(self._obs)
             final_obs[ids] = self._obs[ids]
+            final_raw_obs = np.zeros_like(self._raw_obs)
+            final_raw_obs[ids] = self._raw_obs[ids]
             core = batch.core
             returns = np.where(ended, batch.episode_return, 0.0)
             lengths = np.where(ended, batch.episode_decisions, 0)
             info["final_obs"], info["_final_obs"] = final_obs, ended
+            info["final_raw_obs"] = final_raw_obs
             info["final_info"] = {
                 "outcome": np.where(ended, info["outcome"], ""),
                 "episode_return": returns,
@@ -145,6 +158,7 @@ class VectorRacingEnv(VectorEnv):
             info["_final_info"] = ended
             info["episode"], info["_episode"] = {"r": returns, "l": lengths}, ended
             raw = batch.reset(ids)
+            self._raw_obs[ids] = raw[ids]
             self._obs[ids] = batch.observe(raw[ids])
         return self._obs.copy(), rewards, terminated, truncated, info
 

@@ -320,6 +320,12 @@ class TrainingLoop:
         self._term_names: list[str] = []
         self._train_metrics: dict[str, list[float]] = {}
         self._obs: np.ndarray | None = None
+        # Off-policy agents with a running observation normaliser replay raw observations normalised with
+        # the statistics of the moment they are sampled (see Agent.set_observation_transform).
+        self._store_raw = env.normalizer is not None and not agent.capabilities.on_policy
+        if self._store_raw:
+            agent.set_observation_transform(env.normalizer.normalize)
+        self._raw_obs: np.ndarray | None = None
         self._next_log = logger_config.log_every_steps
         self._next_eval = config.eval_every_steps or math.inf
         self._next_checkpoint = config.checkpoint_every_steps or math.inf
@@ -335,6 +341,7 @@ class TrainingLoop:
         self.env.reset(seed=self.seed)  # sets up every internal view; the restore then overwrites the state
         restore_state(self.env, loop["env"])
         self._obs = loop["obs"]
+        self._raw_obs = self.env.raw_obs if self._store_raw else None
         self.global_step = loop["global_step"]
         self.episodes = loop["episodes"]
         self.num_evals = loop["num_evals"]
@@ -407,6 +414,7 @@ class TrainingLoop:
         bar = self._progress_bar()
         if self._obs is None:
             self._obs, _ = self.env.reset(seed=self.seed)
+            self._raw_obs = self.env.raw_obs if self._store_raw else None
         started = time.perf_counter()  # wall time since then is added to wall_time_s at every checkpoint
         fps_since, steps_at_start = started, self.global_step  # never reset: fps over this process's steps
         try:
@@ -458,13 +466,14 @@ class TrainingLoop:
         obs = self._obs
         actions = agent.act(obs)
         next_obs, rewards, terminated, truncated, info = env.step(actions)
-        true_next = next_obs
         ended = terminated | truncated
-        if ended.any():
-            true_next = next_obs.copy()
-            mask = info["_final_obs"]
-            true_next[mask] = info["final_obs"][mask]
-        agent.store(Transition(obs, actions, rewards, true_next, terminated, truncated))
+        if self._store_raw:
+            next_raw = env.raw_obs
+            stored_obs, true_next = self._raw_obs, _successors(next_raw, info, "final_raw_obs", ended)
+            self._raw_obs = next_raw
+        else:
+            stored_obs, true_next = obs, _successors(next_obs, info, "final_obs", ended)
+        agent.store(Transition(stored_obs, actions, rewards, true_next, terminated, truncated))
         update = agent.update()
         if update:
             for name, value in update.items():
@@ -585,3 +594,14 @@ class TrainingLoop:
                                                      r"q_values|ent_coef)"]]},
             "Speed": {"env steps per second": ["Multiline", ["time/fps"]]},
         }
+
+
+def _successors(next_obs: np.ndarray, info: dict[str, Any], final_key: str, ended: np.ndarray) -> np.ndarray:
+    """The true successor of each copy's observation: ``info[final_key]`` (the ended episode's last
+    observation) where the episode ended, the returned observation elsewhere."""
+    if not ended.any():
+        return next_obs
+    successors = next_obs.copy()
+    mask = info["_final_obs"]
+    successors[mask] = info[final_key][mask]
+    return successors

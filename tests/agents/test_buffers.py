@@ -73,6 +73,26 @@ def test_replay_buffer_wraps_around_and_samples_stored_rows():
     assert sample.discounts.dtype == torch.float32 and torch.all(sample.discounts == 0.9)
 
 
+@pytest.mark.parametrize("prioritized", [False, True], ids=["uniform", "prioritized"])
+def test_replay_observation_transform_applies_when_sampling_only(prioritized):
+    """A running normaliser's statistics move after a transition is stored: the buffer keeps what was stored
+    and normalises obs and next_obs with the transform of the moment it samples."""
+    args = (4, 2, (), True)
+    buffer = PrioritizedReplayBuffer(*args, alpha=0.6) if prioritized else ReplayBuffer(*args)
+    rows = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=np.float32)
+    buffer.add(rows, np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0]), rows + 10, np.zeros(3), 0.9)
+    slots = np.array([2, 0])
+    buffer.obs_transform = lambda x: ((x - 1.0) / 2.0).astype(np.float32)  # today's mean 1, std 2
+    sample = buffer.gather(slots)
+    torch.testing.assert_close(sample.obs, torch.tensor([[2.0, 2.5], [0.0, 0.5]]))
+    torch.testing.assert_close(sample.next_obs, torch.tensor([[7.0, 7.5], [5.0, 5.5]]))
+    torch.testing.assert_close(sample.rewards, torch.tensor([3.0, 1.0]))
+    assert sample.actions.tolist() == [2, 0]
+    np.testing.assert_array_equal(buffer.obs[:3], rows)  # storage (and checkpoints) keep the raw rows
+    buffer.obs_transform = None
+    torch.testing.assert_close(buffer.gather(slots).obs, torch.from_numpy(rows[slots]))
+
+
 # --- sum tree and prioritized replay ------------------------------------------------------------------------
 
 

@@ -48,6 +48,29 @@ def test_same_step_autoreset_keeps_the_final_observation():
     np.testing.assert_allclose(rewards, [sum(v[i] for v in info["reward_terms"].values()) for i in range(3)])
 
 
+def test_raw_observations_are_the_returned_ones_before_normalisation():
+    """``raw_obs`` and ``info["final_raw_obs"]`` (what off-policy learners store) are the returned observations
+    and final observations before the normaliser (frozen here, so one set of statistics maps one onto the
+    other); without a normaliser they are the same arrays' values."""
+    for normalize in (False, True):
+        env = VectorRacingEnv(replace(CONFIG, normalize_observations=normalize), num_envs=3, seed=0)
+        obs, _ = env.reset(seed=0)
+        to_obs = (lambda raw: raw) if env.normalizer is None else env.normalizer.eval().normalize
+        if env.normalizer is not None:
+            env.normalizer.update(obs * 3.0 + 1.0)  # statistics that differ from the identity
+            obs, _ = env.reset(seed=0)
+        np.testing.assert_array_equal(obs, to_obs(env.raw_obs))
+        actions = np.tile([0.0, 0.6], (3, 1)).astype(np.float32)
+        for _ in range(60):
+            obs, _, term, trunc, info = env.step(actions)
+            np.testing.assert_array_equal(obs, to_obs(env.raw_obs))
+        assert (term | trunc).all()
+        np.testing.assert_array_equal(info["final_obs"], to_obs(info["final_raw_obs"]))
+        assert not np.array_equal(info["final_raw_obs"], env.raw_obs)  # the ended episodes', not the new ones'
+        if normalize:
+            assert not np.allclose(info["final_obs"], info["final_raw_obs"])
+
+
 def test_only_ended_copies_reset():
     config = EnvConfig(task=GaplockConfig(max_steps=5000, idle_steps=10))
     env = VectorRacingEnv(config, num_envs=2, seed=0)

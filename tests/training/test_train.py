@@ -105,8 +105,9 @@ def comparable_rows(path: Path) -> list[dict[str, str]]:
     return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in read_csv(path)]
 
 
-@pytest.mark.parametrize("agent", [["agent=ppo"], ["agent=td3", "training.save_replay_buffer=true"]],
-                         ids=["ppo", "td3"])
+@pytest.mark.parametrize("agent", [["agent=ppo"], ["agent=td3", "training.save_replay_buffer=true"],
+                                   ["agent=td3", "training.save_replay_buffer=true", "env.normalize_observations=true"]],
+                         ids=["ppo", "td3", "td3_normalised_raw_replay"])
 def test_resume_is_bit_for_bit(agent, tmp_path):
     """N + M steps in one run equal N steps, a kill (after 384 more steps), and a resume to N + M."""
     whole = run_to(tmp_path / "whole", 2048, agent)
@@ -127,6 +128,38 @@ def test_resume_is_bit_for_bit(agent, tmp_path):
     steps = [e.step for e in acc.Scalars("rollout/car_0/ep_len_mean")]
     assert steps == sorted(set(steps))  # no gap, no duplicate after the resume
     assert (killed_dir / ".hydra_resume").exists() or True  # written only through the CLI
+
+
+@pytest.mark.parametrize("agent", [["agent=td3"], ["agent=dqn", "agent.config.action_set=[[-1,1],[0,1],[1,1]]"]],
+                         ids=["td3", "dqn"])
+def test_off_policy_replay_holds_raw_observations_normalised_when_sampled(agent, tmp_path):
+    """With env.normalize_observations an off-policy learner acts on normalised observations but stores raw ones
+    and replays them through the normaliser's current statistics (SB3 keeps VecNormalize's original observations in
+    its replay for the same reason): a transition stored early is not frozen with the early statistics."""
+    overrides = ["debug=default", *agent, "env.normalize_observations=true", "training.total_timesteps=512"]
+    run = build_run(compose_train(overrides), tmp_path / "run")
+    normalizer, replay = run.env.normalizer, run.agent.replay
+    assert replay.obs_transform == normalizer.normalize
+    acted: list[np.ndarray] = []
+    act = run.agent.act
+    run.agent.act = lambda obs, deterministic=False: acted.append(obs.copy()) or act(obs, deterministic)
+    run.loop.run()
+    fresh = build_run(compose_train(overrides), tmp_path / "fresh")
+    fresh.env.reset(seed=fresh.loop.seed)
+    first_raw = fresh.env.raw_obs
+    np.testing.assert_array_equal(replay.obs[: len(first_raw)], first_raw)  # raw, as the env produced them
+    assert not np.allclose(acted[0], first_raw)  # ... while the agent acted on the normalised ones
+    slots = np.arange(6)
+    sample = replay.gather(slots)
+    np.testing.assert_array_equal(sample.obs.numpy(), normalizer.normalize(replay.obs[slots]))
+    np.testing.assert_array_equal(sample.next_obs.numpy(), normalizer.normalize(replay.next_obs[slots]))
+
+
+def test_on_policy_agents_keep_their_rollouts_and_refuse_a_replay_transform(tmp_path):
+    run = build_run(compose_train(["debug=default", "env.normalize_observations=true"]), tmp_path)
+    assert not run.loop._store_raw  # PPO's rollout is fresh: normalised with the statistics it acted on
+    with pytest.raises(ValueError, match="PPO is on-policy: it has no replay buffer"):
+        run.agent.set_observation_transform(run.env.normalizer.normalize)
 
 
 def test_the_same_job_started_again_resumes_and_another_config_is_refused(tmp_path):
