@@ -105,8 +105,10 @@ def comparable_rows(path: Path) -> list[dict[str, str]]:
     return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in read_csv(path)]
 
 
-@pytest.mark.parametrize("agent", [["agent=ppo"], ["agent=td3", "training.save_replay_buffer=true"],
-                                   ["agent=td3", "training.save_replay_buffer=true", "env.normalize_observations=true"]],
+TD3_WITH_REPLAY = ["agent=td3", "training.save_replay_buffer=true"]
+
+
+@pytest.mark.parametrize("agent", [["agent=ppo"], TD3_WITH_REPLAY, [*TD3_WITH_REPLAY, "env.normalize_observations=true"]],
                          ids=["ppo", "td3", "td3_normalised_raw_replay"])
 def test_resume_is_bit_for_bit(agent, tmp_path):
     """N + M steps in one run equal N steps, a kill (after 384 more steps), and a resume to N + M."""
