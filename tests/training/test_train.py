@@ -108,7 +108,8 @@ def comparable_rows(path: Path) -> list[dict[str, str]]:
 TD3_WITH_REPLAY = ["agent=td3", "training.save_replay_buffer=true"]
 
 
-@pytest.mark.parametrize("agent", [["agent=ppo"], TD3_WITH_REPLAY, [*TD3_WITH_REPLAY, "env.normalize_observations=true"]],
+@pytest.mark.parametrize("agent", [["agent=ppo"], TD3_WITH_REPLAY,
+                                   [*TD3_WITH_REPLAY, "env.normalize_observations=true"]],
                          ids=["ppo", "td3", "td3_normalised_raw_replay"])
 def test_resume_is_bit_for_bit(agent, tmp_path):
     """N + M steps in one run equal N steps, a kill (after 384 more steps), and a resume to N + M."""
