@@ -175,8 +175,12 @@ class BatchedEnv:
         self.last_outcome[ids] = 0
         return self.obs_builder.reset(ids, view.state, view.scans, self.prev_action)
 
-    def step(self, actions: np.ndarray) -> BatchedStep:
-        """Advance every copy by one env step with physical actions (E, N, 2)."""
+    def step(self, actions: np.ndarray, scan: np.ndarray | None = None) -> BatchedStep:
+        """Advance every copy by one env step with physical actions (E, N, 2).
+
+        ``scan`` ((E, N) bool, default all) selects the cars whose LiDAR is cast; a skipped car's LiDAR block
+        in the observations is stale until a later step or :meth:`rescan` casts it.
+        """
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != self._actions.shape:
             raise ValueError(
@@ -185,7 +189,7 @@ class BatchedEnv:
         active = self.active
         np.multiply(actions, active[..., None], out=self._actions)  # done cars get a stop command
         self._prev_state[:] = self.sim.state
-        view = self._view = self.sim.step(self._actions)
+        view = self._view = self.sim.step(self._actions, scan)
         self.episode_step += 1
         result = self.task.step(
             self._prev_state, view.state, view.collided, self.sim.car_contact, self.episode_step
@@ -199,6 +203,15 @@ class BatchedEnv:
         np.clip(self.prev_action, -1.0, 1.0, out=self.prev_action)
         obs = self.obs_builder.build(view.state, view.scans, self.prev_action)
         return BatchedStep(obs, rewards, terminated, truncated, result.outcome, result.terms)
+
+    def rescan(self, cars: np.ndarray) -> np.ndarray:
+        """Cast the scans the last :meth:`step` skipped for ``cars`` ((E, N) bool) and rebuild the observations
+        in place; returns them (E, N, D). Single-frame observations only: with ``frame_stack`` > 1 a rebuild
+        would push a second frame for one step."""
+        if self.config.observation.frame_stack != 1:
+            raise ValueError("rescan needs single-frame observations (ObservationConfig.frame_stack = 1)")
+        view = self.sim.cast(cars)
+        return self.obs_builder.build(view.state, view.scans, self.prev_action)
 
     # ------------------------------------------------------------------ views
 

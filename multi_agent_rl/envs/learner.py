@@ -94,6 +94,13 @@ class LearnerBatch:
         self._stats = {k: np.zeros_like(v) for k, v in self.core.task.episode_stats().items()}
         self._was_active = np.zeros((num_envs, n), dtype=bool)
         self._all_copies = np.ones(num_envs, dtype=bool)
+        # The learner looks at its LiDAR only when it decides, or where its episode ends: the sim steps inside a
+        # decision scan the other cars only (when they are exact to skip: single-frame observations).
+        self._inner_scan: np.ndarray | None = None
+        if self.repeat > 1 and config.observation.frame_stack == 1 and config.sim.lidar.num_beams > 0:
+            self._inner_scan = np.ones((num_envs, n), dtype=bool)
+            self._inner_scan[:, self.learner] = False
+        self._rescan = np.zeros((num_envs, n), dtype=bool)
         self._renderer: Renderer | None = None
 
     def _decision_buffers(self, num_envs: int, num_cars: int, obs_size: int) -> BatchedStep:
@@ -168,7 +175,7 @@ class LearnerBatch:
         learner's column; other cars' observations are those of the same sim step as the learner's).
         """
         held = self.core.to_physical(learner_actions)
-        result = self._sim_step(held)
+        result = self._sim_step(held, last=self.repeat == 1)
         self._snapshot(self._all_copies)
         if self.repeat > 1:  # aggregate only when a decision has more than one sim step
             result = self._repeat(result, held)
@@ -176,15 +183,23 @@ class LearnerBatch:
         self.episode_return += result.rewards[:, self.learner]
         return result
 
-    def _sim_step(self, learner_physical: np.ndarray) -> BatchedStep:
+    def _sim_step(self, learner_physical: np.ndarray, last: bool) -> BatchedStep:
         """One sim step of the core: the drivers act on the current states and scans, the learner's command
-        (E, 2) (physical units) is held."""
+        (E, 2) (physical units) is held. Unless it is the ``last`` sim step of the decision, the learner's LiDAR
+        is cast only in the copies whose learner episode ends at this step (see ``_inner_scan``)."""
         core = self.core
         state, scans, obs = core.state, core.scans, core.observations
         for j, m in enumerate(self.others):
             self._actions[:, m] = self.drivers[j].act(state[:, m], scans[:, m], obs[:, m])
         self._actions[:, self.learner] = learner_physical
-        return core.step(self._actions)
+        if last or self._inner_scan is None:
+            return core.step(self._actions)
+        result = core.step(self._actions, self._inner_scan)
+        ended = self._rescan[:, self.learner]
+        np.logical_or(result.terminated[:, self.learner], result.truncated[:, self.learner], out=ended)
+        if ended.any():
+            core.rescan(self._rescan)  # rebuilds result.obs (the core's buffer) in place
+        return result
 
     def _repeat(self, first: BatchedStep, held: np.ndarray) -> BatchedStep:
         """Sim steps 2..R of a decision after ``first``, aggregated into the reused ``_result`` buffers."""
@@ -193,11 +208,11 @@ class LearnerBatch:
             np.copyto(mine, theirs)
         for name, values in first.terms.items():
             np.copyto(out.terms[name], values)
-        for _ in range(1, self.repeat):
+        for k in range(1, self.repeat):
             np.copyto(self._was_active, self.core.active)
             if not self._was_active[:, self.learner].any():
                 break
-            self._accumulate(self._sim_step(held), self._was_active)
+            self._accumulate(self._sim_step(held, last=k == self.repeat - 1), self._was_active)
         return out
 
     def _accumulate(self, result: BatchedStep, was_active: np.ndarray) -> None:

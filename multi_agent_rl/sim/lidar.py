@@ -215,9 +215,10 @@ def _scan_beams(
 @njit(cache=True, parallel=True)
 def scan_parallel(
     dist, map_ox, map_oy, map_cos, map_sin, res, state, beam_cos, beam_sin, mount_m, max_range_m,
-    half_length_m, half_width_m, noise, noise_std, chunks, out,
+    half_length_m, half_width_m, noise, noise_std, chunks, cars, out,
 ):
-    """Scans of every car in every env, work split into E * N * chunks items over numba's threads."""
+    """Scans of the cars with ``cars[e, n]`` True ((E, N) bool) in every env, work split into E * N * chunks
+    items over numba's threads; the other cars' rows of ``out`` are left as they are."""
     num_envs, num_cars, num_beams = out.shape
     per_chunk = (num_beams + chunks - 1) // chunks
     for job in prange(num_envs * num_cars * chunks):
@@ -225,25 +226,27 @@ def scan_parallel(
         n = (job // chunks) % num_cars
         b0 = (job % chunks) * per_chunk
         b1 = min(num_beams, b0 + per_chunk)
-        _scan_beams(
-            dist, map_ox, map_oy, map_cos, map_sin, res, state, e, n, b0, b1, beam_cos, beam_sin, mount_m,
-            max_range_m, half_length_m, half_width_m, noise, noise_std, out,
-        )
+        if cars[e, n]:
+            _scan_beams(
+                dist, map_ox, map_oy, map_cos, map_sin, res, state, e, n, b0, b1, beam_cos, beam_sin, mount_m,
+                max_range_m, half_length_m, half_width_m, noise, noise_std, out,
+            )
 
 
 @njit(cache=True)
 def scan_serial(
     dist, map_ox, map_oy, map_cos, map_sin, res, state, beam_cos, beam_sin, mount_m, max_range_m,
-    half_length_m, half_width_m, noise, noise_std, chunks, out,
+    half_length_m, half_width_m, noise, noise_std, chunks, cars, out,
 ):
     """Same as ``scan_parallel`` on the calling thread (no thread start-up cost for small batches)."""
     num_envs, num_cars, num_beams = out.shape
     for e in range(num_envs):
         for n in range(num_cars):
-            _scan_beams(
-                dist, map_ox, map_oy, map_cos, map_sin, res, state, e, n, 0, num_beams, beam_cos, beam_sin,
-                mount_m, max_range_m, half_length_m, half_width_m, noise, noise_std, out,
-            )
+            if cars[e, n]:
+                _scan_beams(
+                    dist, map_ox, map_oy, map_cos, map_sin, res, state, e, n, 0, num_beams, beam_cos, beam_sin,
+                    mount_m, max_range_m, half_length_m, half_width_m, noise, noise_std, out,
+                )
 
 
 @njit(cache=True)

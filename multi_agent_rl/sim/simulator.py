@@ -254,6 +254,7 @@ class Simulator:
         self._car_contact = np.zeros((num_envs, num_cars), dtype=bool)
         self._rngs = typed.List([np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(num_envs)])
         self._all_envs = np.arange(num_envs)
+        self._all_cars = np.ones((num_envs, num_cars), dtype=bool)
         rays = num_envs * num_cars * lidar.num_beams
         threads = _thread_count()
         mode = self.config.threads
@@ -321,11 +322,14 @@ class Simulator:
         self._cast(ids)
         return self._view
 
-    def step(self, actions: np.ndarray) -> SimView:
+    def step(self, actions: np.ndarray, scan: np.ndarray | None = None) -> SimView:
         """Advance every copy by one env step.
 
         Args:
             actions: (E, N, 2) [steering_angle_rad, target_speed_mps] per copy and car.
+            scan: (E, N) bool, the cars whose LiDAR to cast this step (default all). A skipped car's scan row
+                keeps its last values until a later step or :meth:`cast` scans it: a learner holding its action
+                for several steps needs its own scan only when it next decides.
         """
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != (self.num_envs, self.num_cars, 2):
@@ -344,31 +348,54 @@ class Simulator:
         )
         if cfg.steer_delay_steps:
             self._queue_slot = (self._queue_slot + cfg.action_repeat) % cfg.steer_delay_steps
-        self._cast(None)
+        self._cast(None, self._all_cars if scan is None else self._check_cars(scan, "scan"))
+        return self._view
+
+    def cast(self, cars: np.ndarray) -> SimView:
+        """Cast now the scans a :meth:`step` with ``scan`` skipped: (E, N) bool, True for the cars to scan.
+
+        Called before the next step, it gives exactly the scans a full step would have cast (same states, same
+        noise draws: every step draws the noise of every car, scanned or not).
+        """
+        cars = self._check_cars(cars, "cars")
+        if self.config.lidar.num_beams and cars.any():
+            (scan_parallel if self.parallel_scan else scan_serial)(*self._scan_args(self._state, self._noise,
+                                                                                   cars, self._scans))
         return self._view
 
     # ------------------------------------------------------------------ internals
 
-    def _cast(self, env_ids: np.ndarray | None) -> None:
+    def _check_cars(self, cars: np.ndarray, name: str) -> np.ndarray:
+        cars = np.asarray(cars)
+        if cars.dtype != np.bool_ or cars.shape != (self.num_envs, self.num_cars):
+            raise ValueError(
+                f"{name} must be a bool array of shape (envs, cars) = ({self.num_envs}, {self.num_cars}), "
+                f"got {cars.dtype} {cars.shape}"
+            )
+        return cars
+
+    def _scan_args(self, state: np.ndarray, noise: np.ndarray, cars: np.ndarray, scans: np.ndarray) -> tuple:
+        lidar = self.config.lidar
+        hl, hw = 0.5 * self.vehicle.length, 0.5 * self.vehicle.width
+        return (*self._map, state, self._beam_cos, self._beam_sin, lidar.mount_offset_m, lidar.max_range_m,
+                hl, hw, noise, lidar.noise_std_m, self._chunks, cars, scans)
+
+    def _cast(self, env_ids: np.ndarray | None, cars: np.ndarray | None = None) -> None:
+        """Draw the LiDAR noise of copies ``env_ids`` (all when None) and scan them: after a step, only the
+        cars of ``cars`` ((E, N) bool); at a reset, every car of the reset copies."""
         lidar = self.config.lidar
         if lidar.num_beams == 0:
             return
         if lidar.noise_std_m > 0:
             # Serial: 2.4 ns a sample, and a thread hand-off costs more than it saves under any contention.
             fill_noise(self._rngs, self._all_envs if env_ids is None else env_ids, self._noise)
-        hl, hw = 0.5 * self.vehicle.length, 0.5 * self.vehicle.width
-        if env_ids is None:
-            state, scans, noise = self._state, self._scans, self._noise
-        else:  # a reset: scan the reset copies only, then write them back
-            state = self._state[env_ids]
+        if env_ids is not None:  # a reset: scan the reset copies only, then write them back
             scans = self._scans[env_ids]
             noise = self._noise[env_ids] if self._noise.size else self._noise
-        args = (*self._map, state, self._beam_cos, self._beam_sin, lidar.mount_offset_m, lidar.max_range_m,
-                hl, hw, noise, lidar.noise_std_m, self._chunks, scans)
-        if env_ids is not None:
-            scan_serial(*args)  # a few copies: not worth the pool
-            self._scans[env_ids] = scans
+            scan_serial(*self._scan_args(self._state[env_ids], noise, self._all_cars[: len(env_ids)], scans))
+            self._scans[env_ids] = scans  # a few copies: not worth the pool
             return
+        args = self._scan_args(self._state, self._noise, cars, self._scans)
         phase = self._steps % _TUNE_EVERY_STEPS
         self._steps += 1
         if self._tune and phase < 2:

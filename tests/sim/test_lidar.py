@@ -151,3 +151,33 @@ def test_simulators_on_different_maps_do_not_interfere(line_track, line_track_wi
     np.testing.assert_array_equal(a.reset(pose).scans, alone_a)
     np.testing.assert_array_equal(b.reset(pose).scans, alone_b)
     assert line_track.distance_px is line_track.distance_px  # computed once, kept on the map
+
+
+@pytest.mark.parametrize("threads", ["never", "always"])
+def test_a_skipped_scan_cast_later_equals_the_full_step(line_track_wide, threads):
+    """``step(actions, scan=mask)`` leaves the unscanned cars' rows as they were; ``cast`` before the next
+    step gives exactly the scans a full step casts, LiDAR noise included (every step draws every car's noise)."""
+    lidar = LidarConfig(num_beams=270, noise_std_m=0.02)
+    config = SimConfig(lidar=lidar, threads=threads)
+    full, skipping = (Simulator(line_track_wide, 3, 2, config=config, seed=5) for _ in range(2))
+    poses = np.array([[-20.0, 1.0, 0.0], [-18.0, -1.0, 0.1]])
+    full.reset(poses)
+    view = skipping.reset(poses)  # a live read-only view: it follows every step and cast
+    actions = np.tile([0.2, 2.0], (3, 2, 1))
+    others_only = np.array([[False, True]] * 3)
+    for _ in range(3):
+        before = view.scans.copy()
+        expected = full.step(actions).scans
+        skipping.step(actions, scan=others_only)
+        np.testing.assert_array_equal(view.scans[:, 1], expected[:, 1])
+        np.testing.assert_array_equal(view.scans[:, 0], before[:, 0])  # not cast: the last scan stays
+        assert not np.array_equal(view.scans[:, 0], expected[:, 0])
+        skipping.cast(np.array([[True, False], [False, False], [True, False]]))
+        np.testing.assert_array_equal(view.scans[[0, 2], 0], expected[[0, 2], 0])
+        np.testing.assert_array_equal(view.scans[1, 0], before[1, 0])
+        skipping.cast(~others_only)
+        np.testing.assert_array_equal(view.scans, expected)
+    with pytest.raises(ValueError, match=r"scan must be a bool array of shape \(envs, cars\) = \(3, 2\)"):
+        skipping.step(actions, scan=np.ones((3,), dtype=bool))
+    with pytest.raises(ValueError, match=r"cars must be a bool array of shape \(envs, cars\) = \(3, 2\)"):
+        skipping.cast(np.ones((3, 2)))
