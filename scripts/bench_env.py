@@ -57,9 +57,9 @@ class SimStepCounter:
         self._step = core.step
         core.step = self
 
-    def __call__(self, actions):
+    def __call__(self, actions, *args, **kwargs):
         self.count += 1
-        return self._step(actions)
+        return self._step(actions, *args, **kwargs)
 
 
 def run_vector(config: EnvConfig, envs: int, steps: int, warmup: int, seed: int) -> tuple[float, int, int]:
