@@ -48,8 +48,17 @@ def _hydra_subdir(resume: str | None) -> str:
     return ".hydra" if resume in (None, "", "None") else ".hydra_resume"
 
 
+def _run_dir(resume: str | None, new_dir: str) -> str:
+    """hydra.run.dir: a resumed run continues in its own directory, a new run gets ``new_dir`` (dated).
+
+    Written out because ``oc.select`` returns a key's null value instead of its default (OmegaConf 2.3.1), which
+    made a plain ``python scripts/train.py`` fail before any work."""
+    return new_dir if resume in (None, "", "None") else str(resume)
+
+
 # Registered on import so every process that runs train() (joblib and submitit workers too) resolves train.yaml.
 OmegaConf.register_new_resolver("mar_hydra_subdir", _hydra_subdir, replace=True)
+OmegaConf.register_new_resolver("mar_run_dir", _run_dir, replace=True)
 
 RESOLVED_CONFIG = "config_resolved.yaml"
 TOP_LEVEL_KEYS = frozenset({"seed", "device", "resume", "agents", "agent", "opponent", "env", "task", "vehicle",

@@ -235,6 +235,17 @@ def test_cli_reports_a_config_error_on_one_line(tmp_path):
     assert hydra_error.returncode != 0 and "Could not find 'agent/nope'" in hydra_error.stderr
 
 
+def test_cli_without_a_run_dir_writes_a_new_dated_one(tmp_path):
+    """The README's first command has no hydra.run.dir: the run goes to outputs/<date>/<time>/ under the working
+    directory (it failed before any work when OmegaConf 2.3.1's oc.select returned resume's null)."""
+    result = run_cli([str(REPO / "scripts" / "train.py"), "debug=default", "training.total_timesteps=256",
+                      "training.eval_every_steps=0", "logger.tensorboard=false"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "outputs").glob("*/*"))
+    assert len(runs) == 1 and (runs[0] / "config_resolved.yaml").is_file()
+    assert (runs[0] / "checkpoints" / "last").is_dir()
+
+
 def test_multirun_of_two_jobs_in_parallel(tmp_path):
     result = run_cli([str(REPO / "scripts" / "train.py"), "-m", "debug=default", "seed=0,1",
                       "hydra/launcher=local_parallel", f"hydra.sweep.dir={tmp_path}"], cwd=tmp_path)
