@@ -38,13 +38,17 @@ def make_vector_env(
     )
 
 
-def successor_observations(next_obs: np.ndarray, info: dict, done: np.ndarray) -> np.ndarray:
-    """The true successor of each env's last observation: ``final_obs`` where the episode ended."""
+def successor_observations(
+    next_obs: np.ndarray, info: dict, done: np.ndarray, final_key: str = "final_obs"
+) -> np.ndarray:
+    """The true successor of each env's last observation: ``info[final_key]`` (the ended episode's last
+    observation, e.g. ``final_obs``, or ``final_raw_obs`` before normalisation) where the episode ended, the
+    returned observation elsewhere."""
     if not done.any():
         return next_obs
     successors = next_obs.copy()
     for index in np.flatnonzero(done):
-        successors[index] = info["final_obs"][index]
+        successors[index] = info[final_key][index]
     return successors
 
 

@@ -392,8 +392,9 @@ class Simulator:
         if env_ids is not None:  # a reset: scan the reset copies only, then write them back
             scans = self._scans[env_ids]
             noise = self._noise[env_ids] if self._noise.size else self._noise
+            # a few copies: not worth the pool
             scan_serial(*self._scan_args(self._state[env_ids], noise, self._all_cars[: len(env_ids)], scans))
-            self._scans[env_ids] = scans  # a few copies: not worth the pool
+            self._scans[env_ids] = scans
             return
         args = self._scan_args(self._state, self._noise, cars, self._scans)
         phase = self._steps % _TUNE_EVERY_STEPS

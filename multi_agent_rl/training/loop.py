@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from multi_agent_rl.agents.base import Agent, Transition
+from multi_agent_rl.agents.gym_runner import successor_observations
 from multi_agent_rl.envs.state import capture_state, restore_state
 from multi_agent_rl.envs.vector import VectorRacingEnv
 from multi_agent_rl.training.checkpoint import load_checkpoint, save_checkpoint
@@ -469,10 +470,10 @@ class TrainingLoop:
         ended = terminated | truncated
         if self._store_raw:
             next_raw = env.raw_obs
-            stored_obs, true_next = self._raw_obs, _successors(next_raw, info, "final_raw_obs", ended)
+            stored_obs, true_next = self._raw_obs, successor_observations(next_raw, info, ended, "final_raw_obs")
             self._raw_obs = next_raw
         else:
-            stored_obs, true_next = obs, _successors(next_obs, info, "final_obs", ended)
+            stored_obs, true_next = obs, successor_observations(next_obs, info, ended)
         agent.store(Transition(stored_obs, actions, rewards, true_next, terminated, truncated))
         update = agent.update()
         if update:
@@ -594,14 +595,3 @@ class TrainingLoop:
                                                      r"q_values|ent_coef)"]]},
             "Speed": {"env steps per second": ["Multiline", ["time/fps"]]},
         }
-
-
-def _successors(next_obs: np.ndarray, info: dict[str, Any], final_key: str, ended: np.ndarray) -> np.ndarray:
-    """The true successor of each copy's observation: ``info[final_key]`` (the ended episode's last
-    observation) where the episode ended, the returned observation elsewhere."""
-    if not ended.any():
-        return next_obs
-    successors = next_obs.copy()
-    mask = info["_final_obs"]
-    successors[mask] = info[final_key][mask]
-    return successors

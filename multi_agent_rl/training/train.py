@@ -43,9 +43,14 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 """The repository's config tree (the package is installed in editable mode from the checkout)."""
 
 
+def _resuming(resume: str | None) -> bool:
+    """Whether train.yaml's ``resume`` names a run (null reaches resolvers as None, or as "None" in a string)."""
+    return resume not in (None, "", "None")
+
+
 def _hydra_subdir(resume: str | None) -> str:
     """Where Hydra writes its own record of an invocation: a resumed run keeps the original .hydra/."""
-    return ".hydra" if resume in (None, "", "None") else ".hydra_resume"
+    return ".hydra_resume" if _resuming(resume) else ".hydra"
 
 
 def _run_dir(resume: str | None, new_dir: str) -> str:
@@ -53,7 +58,7 @@ def _run_dir(resume: str | None, new_dir: str) -> str:
 
     Written out because ``oc.select`` returns a key's null value instead of its default (OmegaConf 2.3.1), which
     made a plain ``python scripts/train.py`` fail before any work."""
-    return new_dir if resume in (None, "", "None") else str(resume)
+    return str(resume) if _resuming(resume) else new_dir
 
 
 # Registered on import so every process that runs train() (joblib and submitit workers too) resolves train.yaml.
