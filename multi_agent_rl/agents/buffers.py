@@ -410,6 +410,8 @@ class NStepAccumulator:
     """
 
     def __init__(self, n_step: int, gamma: float, num_envs: int):
+        if int(n_step) < 1:
+            raise ValueError(f"n_step must be a whole number of env steps >= 1 (1 = one-step TD), got {n_step}")
         self.n_step, self.gamma, self.num_envs = int(n_step), float(gamma), int(num_envs)
         self.window: deque[tuple[np.ndarray, ...]] = deque(maxlen=self.n_step)  # (obs, actions, rewards)
         self.pending = np.zeros(
@@ -418,7 +420,18 @@ class NStepAccumulator:
 
     def push(self, obs, actions, rewards, next_obs, terminated, truncated) -> NStepBatch:
         """Add one vector step; returns the n-step transitions completed by it (possibly none)."""
-        self.window.append((obs, actions, np.asarray(rewards, dtype=np.float64)))
+        if self.n_step == 1:  # every step is complete as it is: no window, no copies
+            count = len(rewards)
+            return NStepBatch(
+                obs,
+                actions,
+                np.asarray(rewards, dtype=np.float32),
+                next_obs,
+                np.asarray(terminated, bool),
+                np.full(count, self.gamma, dtype=np.float32),
+            )
+        # copies: a caller may reuse its arrays for the next step while these wait in the window
+        self.window.append((np.array(obs), np.array(actions), np.array(rewards, dtype=np.float64)))
         self.pending += 1
         done = np.asarray(terminated, bool) | np.asarray(truncated, bool)
         parts: list[NStepBatch] = []
@@ -454,6 +467,15 @@ class NStepAccumulator:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.window = deque((tuple(step) for step in state["window"]), maxlen=self.n_step)
         self.pending = np.array(state["pending"], dtype=np.int64)
+
+
+def store_through_window(
+    replay: ReplayBuffer, window: NStepAccumulator, obs, actions, rewards, next_obs, terminated, truncated
+) -> None:
+    """Store one vector step (E rows) in ``replay`` as the n-step transitions it completes (n = 1: as it is)."""
+    ready = window.push(obs, actions, rewards, next_obs, terminated, truncated)
+    if len(ready.rewards):
+        replay.add(ready.obs, ready.actions, ready.rewards, ready.next_obs, ready.terminated, ready.discounts)
 
 
 def _empty_like_step(obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> NStepBatch:

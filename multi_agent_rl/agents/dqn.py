@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import DISCRETE, Agent, Capabilities, Transition, load_module_state, module_state, seeded_torch
-from .buffers import ReplayBuffer, ReplaySample
+from .buffers import NStepAccumulator, ReplayBuffer, ReplaySample, store_through_window
 from .networks import clip_grad_norm, freeze, mlp, polyak_update
 
 
@@ -32,6 +32,7 @@ class DQNConfig:
     buffer_size: int = 1_000_000  # replay capacity in transitions
     learning_rate: float = 1e-4  # Adam step size
     gamma: float = 0.99  # discount factor per env step
+    n_step: int = 1  # length of the multi-step return stored in the replay (1 = one-step TD) [n_steps]
     tau: float = 1.0  # target network update rate (1 = hard copy)
     target_network_frequency: int = 10_000  # env steps between target updates [target_update_interval]
     batch_size: int = 32  # transitions per gradient step
@@ -129,6 +130,7 @@ class DQN(Agent):
         self.params = list(self.q_network.parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, fused=True)
         self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (), True, self.device)
+        self.n_step = NStepAccumulator(cfg.n_step, cfg.gamma, self.num_envs)
         self._steps_since_train = 0  # vector steps stored since the last training phase
         self._steps_since_target_update = 0  # vector steps stored since the last target update
 
@@ -155,13 +157,15 @@ class DQN(Agent):
     # --- storing --------------------------------------------------------------------------------------------
 
     def store(self, transition: Transition) -> None:
-        self.replay.add(
+        store_through_window(
+            self.replay,
+            self.n_step,
             transition.obs,
             self.actions.to_index(transition.action),
             transition.reward,
             transition.next_obs,
             transition.terminated,
-            self.config.gamma,
+            transition.truncated,
         )
         self.num_timesteps += len(transition.reward)
         self._steps_since_train += 1
@@ -232,6 +236,7 @@ class DQN(Agent):
         )
         if include_buffer:
             state["replay"] = self.replay.state_dict()
+            state["n_step"] = self.n_step.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -241,3 +246,5 @@ class DQN(Agent):
         self._steps_since_target_update = int(state["steps_since_target_update"])
         if "replay" in state:
             self.replay.load_state_dict(state["replay"])
+            if "n_step" in state:  # checkpoints before n-step returns hold no window (n = 1)
+                self.n_step.load_state_dict(state["n_step"])

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .base import DISCRETE, Agent, Capabilities, Transition, load_module_state, module_state, seeded_torch
-from .buffers import NStepAccumulator, PrioritizedReplayBuffer, ReplaySample
+from .buffers import NStepAccumulator, PrioritizedReplayBuffer, ReplaySample, store_through_window
 from .dqn import DiscreteActionMap, linear_schedule
 from .networks import RainbowQNetwork, clip_grad_norm, freeze, polyak_update, project_distribution
 
@@ -137,7 +137,9 @@ class Rainbow(Agent):
 
     def store(self, transition: Transition) -> None:
         """Feed the n-step window; completed n-step transitions enter the replay with the max priority."""
-        ready = self.n_step.push(
+        store_through_window(
+            self.replay,
+            self.n_step,
             np.asarray(transition.obs, dtype=np.float32).reshape(len(transition.obs), -1),
             self.actions.to_index(transition.action),
             transition.reward,
@@ -145,10 +147,6 @@ class Rainbow(Agent):
             transition.terminated,
             transition.truncated,
         )
-        if len(ready.rewards):
-            self.replay.add(
-                ready.obs, ready.actions, ready.rewards, ready.next_obs, ready.terminated, ready.discounts
-            )
         self.num_timesteps += len(transition.reward)
         self._steps_since_train += 1
         self._steps_since_target_update += 1

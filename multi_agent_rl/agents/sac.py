@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import CONTINUOUS, Agent, Capabilities, Transition, load_module_state, module_state, seeded_torch
-from .buffers import ReplayBuffer, ReplaySample
+from .buffers import NStepAccumulator, ReplayBuffer, ReplaySample, store_through_window
 from .networks import SquashedGaussianActor, TwinQCritic, freeze, polyak_update
 
 
@@ -32,6 +32,7 @@ class SACConfig:
     policy_lr: float = 3e-4  # Adam step size of the actor [learning_rate]
     q_lr: float = 3e-4  # Adam step size of the critics and of the entropy coefficient [learning_rate]
     gamma: float = 0.99  # discount factor per env step
+    n_step: int = 1  # length of the multi-step return stored in the replay (1 = one-step TD) [n_steps]
     tau: float = 0.005  # target network update rate (1 = hard copy)
     batch_size: int = 256  # transitions per gradient step
     learning_starts: int = 100  # env steps (summed over envs) of uniform random actions before learning
@@ -92,6 +93,7 @@ class SAC(Agent):
             float(-self.action_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
         )
         self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (self.action_dim,), False, self.device)
+        self.n_step = NStepAccumulator(cfg.n_step, cfg.gamma, self.num_envs)
         self._steps_since_train = 0  # vector steps stored since the last training phase
 
     # --- acting ---------------------------------------------------------------------------------------------
@@ -117,13 +119,15 @@ class SAC(Agent):
     # --- storing --------------------------------------------------------------------------------------------
 
     def store(self, transition: Transition) -> None:
-        self.replay.add(
+        store_through_window(
+            self.replay,
+            self.n_step,
             transition.obs,
             self._to_unit(np.asarray(transition.action, dtype=np.float32)),
             transition.reward,
             transition.next_obs,
             transition.terminated,
-            self.config.gamma,
+            transition.truncated,
         )
         self.num_timesteps += len(transition.reward)
         self._steps_since_train += 1
@@ -225,6 +229,7 @@ class SAC(Agent):
         )
         if include_buffer:
             state["replay"] = self.replay.state_dict()
+            state["n_step"] = self.n_step.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -235,3 +240,5 @@ class SAC(Agent):
         self._steps_since_train = int(state["steps_since_train"])
         if "replay" in state:
             self.replay.load_state_dict(state["replay"])
+            if "n_step" in state:  # checkpoints before n-step returns hold no window (n = 1)
+                self.n_step.load_state_dict(state["n_step"])

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import CONTINUOUS, Agent, Capabilities, Transition, load_module_state, module_state, seeded_torch
-from .buffers import ReplayBuffer, ReplaySample
+from .buffers import NStepAccumulator, ReplayBuffer, ReplaySample, store_through_window
 from .networks import DeterministicActor, TwinQCritic, freeze, polyak_update
 
 
@@ -32,6 +32,7 @@ class TD3Config:
     buffer_size: int = 1_000_000  # replay capacity in transitions
     learning_rate: float = 1e-3  # Adam step size of actor and critics
     gamma: float = 0.99  # discount factor per env step
+    n_step: int = 1  # length of the multi-step return stored in the replay (1 = one-step TD) [n_steps]
     tau: float = 0.005  # target network update rate (1 = hard copy)
     batch_size: int = 256  # transitions per gradient step
     learning_starts: int = 100  # env steps (summed over envs) of uniform random actions before learning
@@ -75,6 +76,7 @@ class TD3(Agent):
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.learning_rate, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.learning_rate, fused=True)
         self.replay = ReplayBuffer(cfg.buffer_size, self.obs_dim, (self.action_dim,), False, self.device)
+        self.n_step = NStepAccumulator(cfg.n_step, cfg.gamma, self.num_envs)
         self._steps_since_train = 0  # vector steps stored since the last training phase
 
     # --- acting ---------------------------------------------------------------------------------------------
@@ -103,13 +105,15 @@ class TD3(Agent):
     # --- storing --------------------------------------------------------------------------------------------
 
     def store(self, transition: Transition) -> None:
-        self.replay.add(
+        store_through_window(
+            self.replay,
+            self.n_step,
             transition.obs,
             self._to_unit(np.asarray(transition.action, dtype=np.float32)),
             transition.reward,
             transition.next_obs,
             transition.terminated,
-            self.config.gamma,
+            transition.truncated,
         )
         self.num_timesteps += len(transition.reward)
         self._steps_since_train += 1
@@ -192,6 +196,7 @@ class TD3(Agent):
         state.update(modules=module_state(self._modules()), steps_since_train=self._steps_since_train)
         if include_buffer:
             state["replay"] = self.replay.state_dict()
+            state["n_step"] = self.n_step.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -200,3 +205,5 @@ class TD3(Agent):
         self._steps_since_train = int(state["steps_since_train"])
         if "replay" in state:
             self.replay.load_state_dict(state["replay"])
+            if "n_step" in state:  # checkpoints before n-step returns hold no window (n = 1)
+                self.n_step.load_state_dict(state["n_step"])

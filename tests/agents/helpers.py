@@ -79,3 +79,20 @@ def assert_exact_resume(
     np.testing.assert_array_equal(straight.agent.act(obs), resumed.agent.act(obs))
     assert straight.agent.num_timesteps == resumed.agent.num_timesteps
     assert straight.agent.num_updates == resumed.agent.num_updates
+
+
+def assert_stores_n_step_returns(agent: Agent, action: np.ndarray) -> None:
+    """An agent configured with n_step=2, gamma=0.5 and one env stores rewards 1, 2, 4 (terminated at the third
+    step) as the 2-step transitions worked out by hand: (1 + .5*2, gamma^2), (2 + .5*4, gamma^2, terminated),
+    (4, gamma, terminated). ``action`` is one env action (leading axis 1) the agent accepts."""
+    obs = np.zeros((1, 3), np.float32)
+    for step, reward in enumerate([1.0, 2.0, 4.0]):
+        done = np.array([step == 2])
+        agent.store(Transition(obs + step, action, np.array([reward]), obs + step + 1, done, np.zeros(1, bool)))
+    assert len(agent.replay) == 3
+    order = np.argsort(agent.replay.obs[:3, 0])
+    np.testing.assert_array_equal(agent.replay.obs[order, 0], [0, 1, 2])
+    np.testing.assert_array_equal(agent.replay.next_obs[order, 0], [2, 3, 3])
+    np.testing.assert_allclose(agent.replay.rewards[order], [2.0, 4.0, 4.0])
+    np.testing.assert_allclose(agent.replay.discounts[order], [0.25, 0.25, 0.5])
+    np.testing.assert_array_equal(agent.replay.terminated[order], [0, 1, 1])

@@ -212,3 +212,27 @@ def test_segment_layout_cuts_chunks_at_episode_starts():
     np.testing.assert_array_equal(layout.index[1, :2], [2, 3])
     np.testing.assert_array_equal(layout.from_stored, [True, False, True])
     np.testing.assert_array_equal(layout.chunk, [0, 0, 1])
+
+
+def test_one_step_window_passes_every_step_through():
+    acc = NStepAccumulator(n_step=1, gamma=0.9, num_envs=2)
+    out = _push(acc, 0, [1.0, 2.0], [True, False], [False, True])
+    np.testing.assert_array_equal(out.obs[:, 0], [0, 0])
+    np.testing.assert_allclose(out.rewards, [1.0, 2.0])
+    np.testing.assert_allclose(out.discounts, [0.9, 0.9])
+    np.testing.assert_array_equal(out.terminated, [True, False])
+    assert out.rewards.dtype == np.float32
+
+
+def test_window_keeps_copies_of_the_callers_arrays():
+    acc = NStepAccumulator(n_step=2, gamma=0.5, num_envs=1)
+    obs = np.zeros((1, 2), np.float32)
+    acc.push(obs, np.array([0]), np.array([1.0]), obs + 1, np.zeros(1, bool), np.zeros(1, bool))
+    obs[:] = 7.0  # a caller reusing its observation array for the next step
+    out = acc.push(obs, np.array([1]), np.array([1.0]), obs + 1, np.zeros(1, bool), np.zeros(1, bool))
+    np.testing.assert_array_equal(out.obs, [[0.0, 0.0]])
+
+
+def test_n_step_below_one_is_refused():
+    with pytest.raises(ValueError, match="n_step must be"):
+        NStepAccumulator(n_step=0, gamma=0.9, num_envs=1)

@@ -11,7 +11,7 @@ from multi_agent_rl.agents.base import IncompatibleSpaceError, Transition, check
 from multi_agent_rl.agents.dqn import DQN, DQNConfig, dqn_target
 from multi_agent_rl.agents.gym_runner import evaluate, make_vector_env, train
 
-from .helpers import assert_exact_resume
+from .helpers import assert_exact_resume, assert_stores_n_step_returns
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 STEER_SPEED = gym.spaces.Box(np.array([-0.4, -1.0], np.float32), np.array([0.4, 1.0], np.float32))
@@ -111,8 +111,15 @@ def test_target_network_is_copied_every_interval_of_env_steps():
     assert copied_at == [8, 16]
 
 
-def test_exact_resume_with_action_set():
+def test_stores_n_step_returns():
+    agent = DQN(OBS, gym.spaces.Discrete(2), DQNConfig(hidden_sizes=(8,), n_step=2, gamma=0.5), num_envs=1)
+    assert_stores_n_step_returns(agent, np.array([1]))
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_exact_resume_with_action_set(n_step):
     config = DQNConfig(
+        n_step=n_step,
         learning_starts=30,
         batch_size=16,
         hidden_sizes=(16,),

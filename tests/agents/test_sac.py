@@ -10,7 +10,7 @@ import torch
 from multi_agent_rl.agents.gym_runner import evaluate, make_vector_env, train
 from multi_agent_rl.agents.sac import SAC, SACConfig, soft_td_target
 
-from .helpers import Driver, assert_exact_resume
+from .helpers import Driver, assert_exact_resume, assert_stores_n_step_returns
 from .test_td3 import ACTIONS, OBS, hand_batch, set_constant_output
 
 
@@ -57,8 +57,15 @@ def test_deterministic_action_is_the_squashed_mean():
     assert not np.allclose(agent.act(obs), expected)
 
 
-def test_exact_resume():
+def test_stores_n_step_returns():
+    agent = SAC(OBS, ACTIONS, SACConfig(hidden_sizes=(8,), n_step=2, gamma=0.5), num_envs=1, seed=0)
+    assert_stores_n_step_returns(agent, np.array([[0.0, 0.5]], np.float32))
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_exact_resume(n_step):
     config = SACConfig(
+        n_step=n_step,
         learning_starts=30,
         batch_size=16,
         hidden_sizes=(16, 16),

@@ -12,7 +12,7 @@ from multi_agent_rl.agents.buffers import ReplaySample
 from multi_agent_rl.agents.gym_runner import evaluate, make_vector_env, train
 from multi_agent_rl.agents.td3 import TD3, TD3Config
 
-from .helpers import assert_exact_resume
+from .helpers import assert_exact_resume, assert_stores_n_step_returns
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACTIONS = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32))
@@ -82,9 +82,16 @@ def test_truncation_is_stored_as_bootstrappable():
     np.testing.assert_array_equal(agent.replay.terminated[:2], [1.0, 0.0])
 
 
-def test_exact_resume():
+def test_stores_n_step_returns():
+    agent = TD3(OBS, ACTIONS, TD3Config(hidden_sizes=(8,), n_step=2, gamma=0.5), num_envs=1, seed=0)
+    assert_stores_n_step_returns(agent, np.array([[0.0, 0.5]], np.float32))
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_exact_resume(n_step):
+    """With n_step 3 the checkpoint must also carry the window of steps not yet stored."""
     config = TD3Config(
-        learning_starts=30, batch_size=16, hidden_sizes=(16, 16), train_freq=2, gradient_steps=3
+        learning_starts=30, batch_size=16, hidden_sizes=(16, 16), train_freq=2, gradient_steps=3, n_step=n_step
     )
 
     def make_agent(seed):
