@@ -465,8 +465,14 @@ class NStepAccumulator:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        pending = np.array(state["pending"], dtype=np.int64)
+        if len(state["window"]) > self.n_step or (len(pending) and pending.max() >= self.n_step):
+            raise ValueError(
+                f"the saved n-step window ({len(state['window'])} steps, up to {pending.max()} pending) was "
+                f"written with a longer n_step than {self.n_step}: resume with the checkpoint's n_step"
+            )
         self.window = deque((tuple(step) for step in state["window"]), maxlen=self.n_step)
-        self.pending = np.array(state["pending"], dtype=np.int64)
+        self.pending = pending
 
 
 def store_through_window(

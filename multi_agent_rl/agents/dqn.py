@@ -183,7 +183,7 @@ class DQN(Agent):
             return None
         collected = self._steps_since_train * self.num_envs
         self._steps_since_train = 0
-        if self.num_timesteps <= cfg.learning_starts:
+        if self.num_timesteps <= cfg.learning_starts or len(self.replay) == 0:  # n-step rows lag behind
             return None
         gradient_steps = cfg.gradient_steps if cfg.gradient_steps >= 0 else collected
         stats = torch.stack([self._gradient_step() for _ in range(gradient_steps)]).mean(0).tolist()

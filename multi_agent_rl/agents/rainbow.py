@@ -38,7 +38,7 @@ class RainbowConfig:
     learning_starts: int = 1_000  # env steps (summed over envs) of uniform random actions before learning
     train_frequency: int = 4  # vector steps between training phases
     gradient_steps: int = 1  # gradient steps per training phase; -1 = one per env step collected
-    n_step: int = 3  # length of the multi-step return
+    n_step: int = 3  # length of the multi-step return stored in the replay (1 = one-step TD) [n_steps]
     n_atoms: int = 51  # atoms of the return distribution's support
     v_min: float = -10.0  # lowest atom, in return units
     v_max: float = 10.0  # highest atom, in return units

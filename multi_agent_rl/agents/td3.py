@@ -126,7 +126,7 @@ class TD3(Agent):
             return None
         collected = self._steps_since_train * self.num_envs
         self._steps_since_train = 0
-        if self.num_timesteps <= cfg.learning_starts:
+        if self.num_timesteps <= cfg.learning_starts or len(self.replay) == 0:  # n-step rows lag behind
             return None
         gradient_steps = cfg.gradient_steps if cfg.gradient_steps >= 0 else collected
         critic_losses, actor_losses = [], []

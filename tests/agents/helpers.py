@@ -82,17 +82,27 @@ def assert_exact_resume(
 
 
 def assert_stores_n_step_returns(agent: Agent, action: np.ndarray) -> None:
-    """An agent configured with n_step=2, gamma=0.5 and one env stores rewards 1, 2, 4 (terminated at the third
-    step) as the 2-step transitions worked out by hand: (1 + .5*2, gamma^2), (2 + .5*4, gamma^2, terminated),
-    (4, gamma, terminated). ``action`` is one env action (leading axis 1) the agent accepts."""
-    obs = np.zeros((1, 3), np.float32)
-    for step, reward in enumerate([1.0, 2.0, 4.0]):
-        done = np.array([step == 2])
-        agent.store(Transition(obs + step, action, np.array([reward]), obs + step + 1, done, np.zeros(1, bool)))
-    assert len(agent.replay) == 3
-    order = np.argsort(agent.replay.obs[:3, 0])
-    np.testing.assert_array_equal(agent.replay.obs[order, 0], [0, 1, 2])
-    np.testing.assert_array_equal(agent.replay.next_obs[order, 0], [2, 3, 3])
-    np.testing.assert_allclose(agent.replay.rewards[order], [2.0, 4.0, 4.0])
-    np.testing.assert_allclose(agent.replay.discounts[order], [0.25, 0.25, 0.5])
-    np.testing.assert_array_equal(agent.replay.terminated[order], [0, 1, 1])
+    """An agent configured with n_step=2, gamma=0.5, one env, learning_starts=0 and a training phase every
+    step stores two episodes as the 2-step transitions worked out by hand.
+
+    Episode 1, rewards 1, 2, 4, terminated at its third step: (1 + .5*2, gamma^2), (2 + .5*4, gamma^2,
+    terminated), (4, gamma, terminated). Episode 2, rewards 8, 16, truncated at its second step: (8 + .5*16,
+    gamma^2) and (16, gamma), both bootstrapping from the final observation. Before the first 2-step row
+    exists, ``update()`` must return None instead of sampling an empty replay. ``action`` is one env action
+    (leading axis 1) the agent accepts.
+    """
+    zeros = np.zeros((1, 3), np.float32)
+    steps = [(0, 1.0, False, False), (1, 2.0, False, False), (2, 4.0, True, False), (10, 8.0, False, False),
+             (11, 16.0, False, True)]  # (observation value, reward, terminated, truncated)
+    for k, (value, reward, terminated, truncated) in enumerate(steps):
+        agent.store(Transition(zeros + value, action, np.array([reward]), zeros + value + 1,
+                               np.array([terminated]), np.array([truncated])))
+        if k == 0:
+            assert len(agent.replay) == 0 and agent.update() is None
+    assert len(agent.replay) == 5
+    order = np.argsort(agent.replay.obs[:5, 0])
+    np.testing.assert_array_equal(agent.replay.obs[order, 0], [0, 1, 2, 10, 11])
+    np.testing.assert_array_equal(agent.replay.next_obs[order, 0], [2, 3, 3, 12, 12])
+    np.testing.assert_allclose(agent.replay.rewards[order], [2.0, 4.0, 4.0, 16.0, 16.0])
+    np.testing.assert_allclose(agent.replay.discounts[order], [0.25, 0.25, 0.5, 0.25, 0.5])
+    np.testing.assert_array_equal(agent.replay.terminated[order], [0, 1, 1, 0, 0])

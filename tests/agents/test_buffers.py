@@ -236,3 +236,12 @@ def test_window_keeps_copies_of_the_callers_arrays():
 def test_n_step_below_one_is_refused():
     with pytest.raises(ValueError, match="n_step must be"):
         NStepAccumulator(n_step=0, gamma=0.9, num_envs=1)
+
+
+def test_window_written_with_a_longer_n_step_is_refused():
+    acc = NStepAccumulator(n_step=3, gamma=0.9, num_envs=2)
+    _push(acc, 0, [1, 1], [False, False], [False, False])
+    _push(acc, 1, [1, 1], [False, False], [False, False])
+    shorter = NStepAccumulator(n_step=2, gamma=0.9, num_envs=2)
+    with pytest.raises(ValueError, match="longer n_step than 2"):
+        shorter.load_state_dict(acc.state_dict())

@@ -112,7 +112,8 @@ def test_target_network_is_copied_every_interval_of_env_steps():
 
 
 def test_stores_n_step_returns():
-    agent = DQN(OBS, gym.spaces.Discrete(2), DQNConfig(hidden_sizes=(8,), n_step=2, gamma=0.5), num_envs=1)
+    config = DQNConfig(hidden_sizes=(8,), n_step=2, gamma=0.5, learning_starts=0, train_frequency=1, batch_size=4)
+    agent = DQN(OBS, gym.spaces.Discrete(2), config, num_envs=1)
     assert_stores_n_step_returns(agent, np.array([1]))
 
 

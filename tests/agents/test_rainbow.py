@@ -11,7 +11,7 @@ from multi_agent_rl.agents.buffers import ReplaySample
 from multi_agent_rl.agents.gym_runner import evaluate, make_vector_env, train
 from multi_agent_rl.agents.rainbow import Rainbow, RainbowConfig
 
-from .helpers import assert_exact_resume
+from .helpers import assert_exact_resume, assert_stores_n_step_returns
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 
@@ -46,19 +46,8 @@ def test_target_distribution_on_terminal_and_bootstrapped_rows():
 
 
 def test_store_writes_n_step_transitions_with_their_discounts():
-    agent = Rainbow(OBS, gym.spaces.Discrete(2), small_config(n_step=2, gamma=0.5), num_envs=1, seed=0)
-    obs = np.zeros((1, 3), np.float32)
-    for step, reward in enumerate([1.0, 2.0, 4.0]):
-        done = np.array([step == 2])
-        agent.store(
-            Transition(obs + step, np.array([1]), np.array([reward]), obs + step + 1, done, np.zeros(1, bool))
-        )
-    # windows: (1 + .5*2, gamma^2), (2 + .5*4, gamma^2, terminated), (4, gamma, terminated)
-    order = np.argsort(agent.replay.obs[:3, 0])
-    np.testing.assert_array_equal(agent.replay.obs[order, 0], [0, 1, 2])
-    np.testing.assert_allclose(agent.replay.rewards[order], [2.0, 4.0, 4.0])
-    np.testing.assert_allclose(agent.replay.discounts[order], [0.25, 0.25, 0.5])
-    np.testing.assert_array_equal(agent.replay.terminated[order], [0, 1, 1])
+    config = small_config(n_step=2, gamma=0.5, train_frequency=1, batch_size=4)
+    assert_stores_n_step_returns(Rainbow(OBS, gym.spaces.Discrete(2), config, num_envs=1, seed=0), np.array([1]))
 
 
 def test_training_replaces_max_priorities_with_losses():

@@ -58,7 +58,8 @@ def test_deterministic_action_is_the_squashed_mean():
 
 
 def test_stores_n_step_returns():
-    agent = SAC(OBS, ACTIONS, SACConfig(hidden_sizes=(8,), n_step=2, gamma=0.5), num_envs=1, seed=0)
+    config = SACConfig(hidden_sizes=(8,), n_step=2, gamma=0.5, learning_starts=0, batch_size=4)
+    agent = SAC(OBS, ACTIONS, config, num_envs=1, seed=0)
     assert_stores_n_step_returns(agent, np.array([[0.0, 0.5]], np.float32))
 
 

@@ -83,7 +83,8 @@ def test_truncation_is_stored_as_bootstrappable():
 
 
 def test_stores_n_step_returns():
-    agent = TD3(OBS, ACTIONS, TD3Config(hidden_sizes=(8,), n_step=2, gamma=0.5), num_envs=1, seed=0)
+    config = TD3Config(hidden_sizes=(8,), n_step=2, gamma=0.5, learning_starts=0, batch_size=4)
+    agent = TD3(OBS, ACTIONS, config, num_envs=1, seed=0)
     assert_stores_n_step_returns(agent, np.array([[0.0, 0.5]], np.float32))
 
 
