@@ -35,7 +35,7 @@ from multi_agent_rl.agents.base import Agent, Transition
 from multi_agent_rl.agents.gym_runner import successor_observations
 from multi_agent_rl.envs.state import capture_state, restore_state
 from multi_agent_rl.envs.vector import VectorRacingEnv
-from multi_agent_rl.training.checkpoint import load_checkpoint, save_checkpoint
+from multi_agent_rl.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from multi_agent_rl.training.logger import SimpleLogger, TensorBoardLogger
 
 log = logging.getLogger(__name__)
@@ -336,7 +336,14 @@ class TrainingLoop:
 
     def resume(self, checkpoint: str | Path) -> None:
         """Continue from a checkpoint folder of this run (agent, env, counters, statistics)."""
-        states, _ = load_checkpoint(checkpoint)
+        states, metadata = load_checkpoint(checkpoint)
+        if self._store_raw and "replay" in states[self.agent_id] and metadata["format_version"] < 2:
+            # format 1 replays held normalised observations: replaying them through the normaliser again would
+            # train on doubly normalised inputs without any error
+            raise CheckpointError(
+                f"{checkpoint}: its replay buffer was saved in checkpoint format 1, which held normalised "
+                "observations, and this version replays raw ones; start a new run (scripts/evaluate.py still "
+                "reads the checkpoint's policy)")
         self.agent.load_state_dict(states[self.agent_id])
         loop = states[LOOP_STATE]
         self.env.reset(seed=self.seed)  # sets up every internal view; the restore then overwrites the state

@@ -95,7 +95,18 @@ def test_missing_and_foreign_folders_are_named(tmp_path):
     (folder / "metadata.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="unreadable checkpoint metadata"):
         load_checkpoint(folder)
-    meta = {"files": {"ghost.pt": "0" * 64}}
+    meta = {"format_version": 1, "files": {"ghost.pt": "0" * 64}}
     (folder / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="ghost.pt: listed in metadata.json but missing"):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize("version", [0, 3, "2", None])
+def test_a_format_this_code_does_not_read_is_named(tmp_path, version):
+    folder = save_checkpoint(tmp_path / "last", {"a": {}})
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["format_version"] == 2
+    meta["format_version"] = version
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=rf"checkpoint format {version!r} is not one this code reads \(1 to 2\)"):
         load_checkpoint(folder)

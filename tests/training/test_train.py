@@ -158,6 +158,25 @@ def test_off_policy_replay_holds_raw_observations_normalised_when_sampled(agent,
     np.testing.assert_array_equal(sample.next_obs.numpy(), normalizer.normalize(replay.next_obs[slots]))
 
 
+@pytest.mark.parametrize("normalised", [True, False], ids=["normalised", "plain"])
+def test_a_format_1_replay_under_a_normaliser_is_refused_on_resume(normalised, tmp_path):
+    """Format-1 checkpoints saved normalised observations in the replay; this version replays raw ones through
+    the normaliser, so resuming one would silently train on doubly normalised inputs. Without a normaliser the
+    replay is the same in both formats and the resume goes on."""
+    overrides = [*TD3_WITH_REPLAY, f"env.normalize_observations={str(normalised).lower()}"]
+    run_dir = run_to(tmp_path / "run", 512, overrides, crash_at=384).run_dir
+    meta_path = run_dir / "checkpoints" / "last" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["format_version"] = 1
+    meta_path.write_text(json.dumps(meta))
+    if not normalised:
+        assert build_run(compose_train(["debug=default", f"resume={run_dir}"])).loop.global_step == 256
+        return
+    with pytest.raises(ConfigError, match=r"resume: .*last: its replay buffer was saved in checkpoint format 1, "
+                                          r"which held normalised observations.*start a new run"):
+        build_run(compose_train(["debug=default", f"resume={run_dir}"]))
+
+
 def test_on_policy_agents_keep_their_rollouts_and_refuse_a_replay_transform(tmp_path):
     run = build_run(compose_train(["debug=default", "env.normalize_observations=true"]), tmp_path)
     assert not run.loop._store_raw  # PPO's rollout is fresh: normalised with the statistics it acted on
