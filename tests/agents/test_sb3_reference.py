@@ -87,6 +87,16 @@ def assert_logged(reference, values: dict[str, list[torch.Tensor]]) -> None:
         assert mean == pytest.approx(reference.logger.name_to_value[f"train/{name}"], rel=1e-5, abs=1e-6), name
 
 
+def share_twin_critics_and_pendulum_data(ours, reference, rng: np.random.Generator) -> None:
+    """SB3's critics and target critics take our weights; both replays get the same Pendulum-shaped rows."""
+    with torch.no_grad():
+        for theirs, mine in ((reference.critic, ours.critic), (reference.critic_target, ours.critic_target)):
+            theirs.qf0.load_state_dict(mine.q1.state_dict())
+            theirs.qf1.load_state_dict(mine.q2.state_dict())
+    fill(ours, reference, transitions(rng, 3, rng.uniform(-1, 1, (ROWS, 1)).astype(np.float32)), 0.99)
+    share_minibatches(ours, reference, rng)
+
+
 def snapshot(params) -> list[torch.Tensor]:
     return [p.detach().clone() for p in params]
 
@@ -110,12 +120,8 @@ def test_sac_steps_match_stable_baselines3(monkeypatch):
         reference.actor.latent_pi.load_state_dict(ours.actor.trunk.state_dict())
         reference.actor.mu.load_state_dict(ours.actor.mu.state_dict())
         reference.actor.log_std.load_state_dict(ours.actor.log_std.state_dict())
-        for theirs, mine in ((reference.critic, ours.critic), (reference.critic_target, ours.critic_target)):
-            theirs.qf0.load_state_dict(mine.q1.state_dict())
-            theirs.qf1.load_state_dict(mine.q2.state_dict())
     rng = np.random.default_rng(1)
-    fill(ours, reference, transitions(rng, 3, rng.uniform(-1, 1, (ROWS, 1)).astype(np.float32)), 0.99)
-    share_minibatches(ours, reference, rng)
+    share_twin_critics_and_pendulum_data(ours, reference, rng)
     # two policy samples per step (s for the actor and alpha losses, s' for the target), in the same order
     noise = [torch.from_numpy(rng.standard_normal((BATCH, 1)).astype(np.float32)) for _ in range(2 * STEPS)]
     ours_noise, reference_noise = Queue(noise), Queue(noise)
@@ -148,12 +154,8 @@ def test_td3_steps_match_stable_baselines3(monkeypatch):
     with torch.no_grad():
         for theirs, mine in ((reference.actor, ours.actor), (reference.actor_target, ours.actor_target)):
             theirs.mu.load_state_dict(mine.net.state_dict())
-        for theirs, mine in ((reference.critic, ours.critic), (reference.critic_target, ours.critic_target)):
-            theirs.qf0.load_state_dict(mine.q1.state_dict())
-            theirs.qf1.load_state_dict(mine.q2.state_dict())
     rng = np.random.default_rng(2)
-    fill(ours, reference, transitions(rng, 3, rng.uniform(-1, 1, (ROWS, 1)).astype(np.float32)), 0.99)
-    share_minibatches(ours, reference, rng)
+    share_twin_critics_and_pendulum_data(ours, reference, rng)
     # the target smoothing noise, large enough that the +-0.5 clip is hit
     noise = [torch.from_numpy(rng.standard_normal((BATCH, 1)).astype(np.float32) * 2) for _ in range(STEPS)]
     ours_noise, reference_noise = Queue(noise), Queue(noise)
