@@ -21,9 +21,7 @@ from typing import Any
 import torch
 
 METADATA_FILE = "metadata.json"
-# 1: the first format. 2 (2026-11-30): an off-policy replay saved under an observation normaliser holds the env's
-# raw observations (since 2026-11-29; before, the normalised ones), which the training loop checks on resume.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 1  # written into metadata.json; raise it when a checkpoint can no longer be read the old way
 
 
 class CheckpointError(RuntimeError):
@@ -94,7 +92,7 @@ def load_checkpoint(directory: str | Path, map_location: str | torch.device = "c
     version = metadata.get("format_version")
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise CheckpointError(f"{meta_path}: checkpoint format {version!r} is not one this code reads "
-                              f"(1 to {FORMAT_VERSION}); it was written by another version of multi_agent_rl")
+                              f"(1 to {FORMAT_VERSION}); load it with the multi_agent_rl version that wrote it")
     states = {}
     for file_name, digest in files.items():
         path = directory / file_name

@@ -336,16 +336,16 @@ class TrainingLoop:
 
     def resume(self, checkpoint: str | Path) -> None:
         """Continue from a checkpoint folder of this run (agent, env, counters, statistics)."""
-        states, metadata = load_checkpoint(checkpoint)
-        if self._store_raw and "replay" in states[self.agent_id] and metadata["format_version"] < 2:
-            # format 1 replays held normalised observations: replaying them through the normaliser again would
-            # train on doubly normalised inputs without any error
-            raise CheckpointError(
-                f"{checkpoint}: its replay buffer was saved in checkpoint format 1, which held normalised "
-                "observations, and this version replays raw ones; start a new run (scripts/evaluate.py still "
-                "reads the checkpoint's policy)")
-        self.agent.load_state_dict(states[self.agent_id])
+        states, _ = load_checkpoint(checkpoint)
         loop = states[LOOP_STATE]
+        if self._store_raw and "replay" in states[self.agent_id] and "_raw_obs" not in loop["env"]:
+            # written before 2026-11-29, when replays under a normaliser held normalised observations (and the env
+            # kept no raw ones): replaying them through the normaliser again would silently train on doubly
+            # normalised inputs
+            raise CheckpointError(
+                f"{checkpoint}: its replay buffer holds normalised observations (written before 2026-11-29), and "
+                "this version replays raw ones; start a new run (scripts/evaluate.py still reads its policy)")
+        self.agent.load_state_dict(states[self.agent_id])
         self.env.reset(seed=self.seed)  # sets up every internal view; the restore then overwrites the state
         restore_state(self.env, loop["env"])
         self._obs = loop["obs"]

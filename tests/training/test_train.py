@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from multi_agent_rl.training import loop as loop_module
+from multi_agent_rl.training.checkpoint import load_checkpoint, save_checkpoint
 from multi_agent_rl.training.config import ConfigError
 from multi_agent_rl.training.train import CONF_DIR, build_run, train
 
@@ -159,21 +160,22 @@ def test_off_policy_replay_holds_raw_observations_normalised_when_sampled(agent,
 
 
 @pytest.mark.parametrize("normalised", [True, False], ids=["normalised", "plain"])
-def test_a_format_1_replay_under_a_normaliser_is_refused_on_resume(normalised, tmp_path):
-    """Format-1 checkpoints saved normalised observations in the replay; this version replays raw ones through
-    the normaliser, so resuming one would silently train on doubly normalised inputs. Without a normaliser the
-    replay is the same in both formats and the resume goes on."""
+def test_a_replay_saved_before_raw_observations_is_refused_under_a_normaliser(normalised, tmp_path):
+    """Before 2026-11-29 a replay under a normaliser held normalised observations and the env kept no raw ones
+    (no ``_raw_obs`` in its saved state); this version replays raw ones through the normaliser, so resuming such a
+    checkpoint would silently train on doubly normalised inputs. Without a normaliser both replays are the same
+    and the resume goes on."""
     overrides = [*TD3_WITH_REPLAY, f"env.normalize_observations={str(normalised).lower()}"]
     run_dir = run_to(tmp_path / "run", 512, overrides, crash_at=384).run_dir
-    meta_path = run_dir / "checkpoints" / "last" / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    meta["format_version"] = 1
-    meta_path.write_text(json.dumps(meta))
+    last = run_dir / "checkpoints" / "last"
+    states, metadata = load_checkpoint(last)
+    del states["loop"]["env"]["_raw_obs"]  # what a checkpoint of that time held
+    save_checkpoint(last, states, {k: v for k, v in metadata.items() if k not in ("files", "format_version")})
     if not normalised:
         assert build_run(compose_train(["debug=default", f"resume={run_dir}"])).loop.global_step == 256
         return
-    with pytest.raises(ConfigError, match=r"resume: .*last: its replay buffer was saved in checkpoint format 1, "
-                                          r"which held normalised observations.*start a new run"):
+    with pytest.raises(ConfigError, match=r"resume: .*last: its replay buffer holds normalised observations "
+                                          r"\(written before 2026-11-29\).*start a new run"):
         build_run(compose_train(["debug=default", f"resume={run_dir}"]))
 
 
