@@ -338,13 +338,15 @@ class TrainingLoop:
         """Continue from a checkpoint folder of this run (agent, env, counters, statistics)."""
         states, _ = load_checkpoint(checkpoint)
         loop = states[LOOP_STATE]
-        if self._store_raw and "replay" in states[self.agent_id] and "_raw_obs" not in loop["env"]:
-            # written before 2026-11-29, when replays under a normaliser held normalised observations (and the env
-            # kept no raw ones): replaying them through the normaliser again would silently train on doubly
-            # normalised inputs
+        if self._store_raw and "_raw_obs" not in loop["env"]:
+            # written before 2026-11-29, when replays under a normaliser held normalised observations and the env
+            # kept no raw ones: replaying them through the normaliser again would silently train on doubly
+            # normalised inputs, and even without a saved replay the first row stored per env would pair the
+            # reset's raw observation with the checkpoint's step
             raise CheckpointError(
-                f"{checkpoint}: its replay buffer holds normalised observations (written before 2026-11-29), and "
-                "this version replays raw ones; start a new run (scripts/evaluate.py still reads its policy)")
+                f"{checkpoint}: written before 2026-11-29, when off-policy learners under an observation normaliser "
+                "stored normalised observations, and this version stores raw ones; start a new run "
+                "(scripts/evaluate.py still reads its policy)")
         self.agent.load_state_dict(states[self.agent_id])
         self.env.reset(seed=self.seed)  # sets up every internal view; the restore then overwrites the state
         restore_state(self.env, loop["env"])

@@ -159,13 +159,16 @@ def test_off_policy_replay_holds_raw_observations_normalised_when_sampled(agent,
     np.testing.assert_array_equal(sample.next_obs.numpy(), normalizer.normalize(replay.next_obs[slots]))
 
 
-@pytest.mark.parametrize("normalised", [True, False], ids=["normalised", "plain"])
-def test_a_replay_saved_before_raw_observations_is_refused_under_a_normaliser(normalised, tmp_path):
-    """Before 2026-11-29 a replay under a normaliser held normalised observations and the env kept no raw ones
-    (no ``_raw_obs`` in its saved state); this version replays raw ones through the normaliser, so resuming such a
-    checkpoint would silently train on doubly normalised inputs. Without a normaliser both replays are the same
-    and the resume goes on."""
-    overrides = [*TD3_WITH_REPLAY, f"env.normalize_observations={str(normalised).lower()}"]
+@pytest.mark.parametrize(("normalised", "replay"), [(True, True), (True, False), (False, True)],
+                         ids=["normalised", "normalised_no_replay", "plain"])
+def test_a_checkpoint_from_before_raw_observations_is_refused_under_a_normaliser(normalised, replay, tmp_path):
+    """Before 2026-11-29 an off-policy learner under a normaliser stored normalised observations and the env kept no
+    raw ones (no ``_raw_obs`` in its saved state); this version stores raw ones and normalises them when sampling,
+    so resuming such a checkpoint would silently train on doubly normalised inputs (with a saved replay) or pair a
+    wrong observation in each env's next row (without). Without a normaliser nothing changed and the resume goes
+    on."""
+    overrides = ["agent=td3", f"training.save_replay_buffer={str(replay).lower()}",
+                 f"env.normalize_observations={str(normalised).lower()}"]
     run_dir = run_to(tmp_path / "run", 512, overrides, crash_at=384).run_dir
     last = run_dir / "checkpoints" / "last"
     states, metadata = load_checkpoint(last)
@@ -174,8 +177,9 @@ def test_a_replay_saved_before_raw_observations_is_refused_under_a_normaliser(no
     if not normalised:
         assert build_run(compose_train(["debug=default", f"resume={run_dir}"])).loop.global_step == 256
         return
-    with pytest.raises(ConfigError, match=r"resume: .*last: its replay buffer holds normalised observations "
-                                          r"\(written before 2026-11-29\).*start a new run"):
+    with pytest.raises(ConfigError, match=r"resume: .*last: written before 2026-11-29, when off-policy learners "
+                                          r"under an observation normaliser stored normalised observations.*"
+                                          r"start a new run"):
         build_run(compose_train(["debug=default", f"resume={run_dir}"]))
 
 
