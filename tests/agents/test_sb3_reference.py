@@ -10,6 +10,8 @@ clipping, Adam) to the reference, where the hand-computed tests pin single targe
 
 from __future__ import annotations
 
+from collections import deque
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -44,16 +46,6 @@ def kernel(request, monkeypatch):
     return request.param
 
 
-class Queue:
-    """Tensors handed out in order: the minibatch slots and noise draws both sides must share."""
-
-    def __init__(self, items: list) -> None:
-        self.items = list(items)
-
-    def pop(self):
-        return self.items.pop(0)
-
-
 def transitions(rng: np.random.Generator, obs_dim: int, actions: np.ndarray) -> dict[str, np.ndarray]:
     """ROWS stored steps: 5 % terminated, another 5 % cut by the time limit (bootstrapped on both sides)."""
     kind = rng.random(ROWS)
@@ -80,10 +72,10 @@ def fill(ours, reference, data: dict[str, np.ndarray], gamma: float) -> None:
 
 def share_minibatches(ours, reference, rng: np.random.Generator) -> None:
     slots = [rng.integers(0, ROWS, BATCH) for _ in range(STEPS)]
-    ours_slots, reference_slots = Queue(slots), Queue(slots)
-    ours.replay.sample = lambda batch_size, np_rng: ours.replay.gather(ours_slots.pop())
+    ours_slots, reference_slots = deque(slots), deque(slots)
+    ours.replay.sample = lambda batch_size, np_rng: ours.replay.gather(ours_slots.popleft())
     reference.replay_buffer.sample = lambda batch_size, env=None: reference.replay_buffer._get_samples(
-        reference_slots.pop(), env=env)
+        reference_slots.popleft(), env=env)
 
 
 def assert_same(ours, reference, start: list[torch.Tensor] | None = None) -> None:
@@ -142,16 +134,16 @@ def test_sac_steps_match_stable_baselines3(monkeypatch):
     share_twin_critics_and_pendulum_data(ours, reference, rng)
     # two policy samples per step (s for the actor and alpha losses, s' for the target), in the same order
     noise = [torch.from_numpy(rng.standard_normal((BATCH, 1)).astype(np.float32)) for _ in range(2 * STEPS)]
-    ours_noise, reference_noise = Queue(noise), Queue(noise)
+    ours_noise, reference_noise = deque(noise), deque(noise)
     start_actor = snapshot(ours.actor.parameters())
     start_critic = snapshot(ours.critic.parameters())
     with monkeypatch.context() as patch:
-        patch.setattr(torch, "randn", lambda *args, **kwargs: ours_noise.pop().clone())
+        patch.setattr(torch, "randn", lambda *args, **kwargs: ours_noise.popleft().clone())
         stats = [ours._gradient_step(step) for step in range(STEPS)]
     with monkeypatch.context() as patch:
-        patch.setattr(Normal, "rsample", lambda self, *shape: self.loc + self.scale * reference_noise.pop())
+        patch.setattr(Normal, "rsample", lambda self, *shape: self.loc + self.scale * reference_noise.popleft())
         reference.train(gradient_steps=STEPS, batch_size=BATCH)
-    assert not ours_noise.items and not reference_noise.items
+    assert not ours_noise and not reference_noise  # every draw used
     torch.testing.assert_close(ours.log_alpha.detach(), reference.log_ent_coef.detach(), rtol=0, atol=1e-6)
     assert_logged(reference, {name: [row[i] for row in stats]
                               for i, name in enumerate(("critic_loss", "actor_loss", "ent_coef", "ent_coef_loss"))})
@@ -176,17 +168,17 @@ def test_td3_steps_match_stable_baselines3(monkeypatch):
     share_twin_critics_and_pendulum_data(ours, reference, rng)
     # the target smoothing noise, large enough that the +-0.5 clip is hit
     noise = [torch.from_numpy(rng.standard_normal((BATCH, 1)).astype(np.float32) * 2) for _ in range(STEPS)]
-    ours_noise, reference_noise = Queue(noise), Queue(noise)
+    ours_noise, reference_noise = deque(noise), deque(noise)
     start_actor = snapshot(ours.actor.parameters())
     start_critic = snapshot(ours.critic.parameters())
     with monkeypatch.context() as patch:
-        patch.setattr(torch, "randn", lambda *args, **kwargs: ours_noise.pop().clone())
+        patch.setattr(torch, "randn", lambda *args, **kwargs: ours_noise.popleft().clone())
         stats = [ours._gradient_step() for _ in range(STEPS)]
     with monkeypatch.context() as patch:
         patch.setattr(torch.Tensor, "normal_", lambda self, mean=0.0, std=1.0: self.copy_(
-            reference_noise.pop() * std + mean))
+            reference_noise.popleft() * std + mean))
         reference.train(gradient_steps=STEPS, batch_size=BATCH)
-    assert not ours_noise.items and not reference_noise.items
+    assert not ours_noise and not reference_noise  # every draw used
     assert_logged(reference, {"critic_loss": [row[0] for row in stats], "actor_loss": [row[1] for row in stats]})
     assert_same(ours.actor.parameters(), reference.actor.mu.parameters(), start_actor)
     assert_same(ours.actor_target.parameters(), reference.actor_target.mu.parameters())
@@ -294,9 +286,9 @@ def test_ppo_update_matches_stable_baselines3(monkeypatch, env_id, overrides):
     fill_rollouts(ours, reference, rng)
     np.testing.assert_allclose(ours.buffer.log_probs.ravel(), reference.rollout_buffer.log_probs.ravel(), atol=1e-6)
     orders = [rng.permutation(PPO_STEPS) for _ in range(PPO_EPOCHS)]
-    ours_orders, reference_orders = Queue(orders), Queue(orders)
-    monkeypatch.setattr(ours, "np_rng", type("Orders", (), {"permutation": lambda self, n: ours_orders.pop()})())
-    monkeypatch.setattr(np.random, "permutation", lambda n: reference_orders.pop())
+    ours_orders, reference_orders = deque(orders), deque(orders)
+    monkeypatch.setattr(ours, "np_rng", type("Orders", (), {"permutation": lambda self, n: ours_orders.popleft()})())
+    monkeypatch.setattr(np.random, "permutation", lambda n: reference_orders.popleft())
     start = snapshot(ppo_parameters(ours, reference)[0])
     kls: list[float] = []  # per minibatch, the estimate the KL stop reads
     loss = ppo_module.clipped_ppo_loss
