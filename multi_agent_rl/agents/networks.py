@@ -385,11 +385,15 @@ class NoisyLinear(nn.Module):
             x = torch.randn(eps.shape, generator=generator, device=eps.device)
             eps.copy_(x.sign() * x.abs().sqrt())
 
-    def forward(self, x: torch.Tensor, noisy: bool = True) -> torch.Tensor:
+    def weights(self, noisy: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (out, in) weight and (out,) bias in use: mu + sigma * noise, or the mean weights."""
         if not noisy:
-            return linear(x, self.weight_mu, self.bias_mu)
+            return self.weight_mu, self.bias_mu
         weight = torch.addcmul(self.weight_mu, self.weight_sigma, torch.outer(self.eps_out, self.eps_in))
-        return linear(x, weight, torch.addcmul(self.bias_mu, self.bias_sigma, self.eps_out))
+        return weight, torch.addcmul(self.bias_mu, self.bias_sigma, self.eps_out)
+
+    def forward(self, x: torch.Tensor, noisy: bool = True) -> torch.Tensor:
+        return linear(x, *self.weights(noisy))
 
 
 class RainbowQNetwork(nn.Module):
@@ -425,16 +429,33 @@ class RainbowQNetwork(nn.Module):
             self.value_hidden = linear(latent, stream_size)
             self.value_out = linear(stream_size, n_atoms)
 
-    def _layer(self, layer: nn.Module, x: torch.Tensor, noisy: bool) -> torch.Tensor:
-        return layer(x, noisy) if isinstance(layer, NoisyLinear) else linear(x, layer.weight, layer.bias)
+    def stream_layers(self) -> tuple[nn.Module, ...]:
+        """The layers after the trunk, in the order of :meth:`stream_weights`."""
+        layers = (self.advantage_hidden, self.advantage_out)
+        return layers + (self.value_hidden, self.value_out) if self.dueling else layers
 
-    def forward(self, obs: torch.Tensor, noisy: bool = True) -> torch.Tensor:
-        """(B, obs_dim) -> log-probabilities (B, num_actions, n_atoms)."""
+    def stream_weights(self, noisy: bool = True) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """(weight, bias) of each stream layer as ``forward`` uses them: the noisy layers' mu + sigma * noise
+        when ``noisy``, else their mean weights. Computed once, they can be passed to several forward calls
+        (acting holds the noise between training phases, so the weights are built once per phase)."""
+        return tuple(
+            layer.weights(noisy) if isinstance(layer, NoisyLinear) else (layer.weight, layer.bias)
+            for layer in self.stream_layers()
+        )
+
+    def forward(
+        self,
+        obs: torch.Tensor,
+        noisy: bool = True,
+        weights: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None,
+    ) -> torch.Tensor:
+        """(B, obs_dim) -> log-probabilities (B, num_actions, n_atoms); ``weights`` as from
+        :meth:`stream_weights` (built here from ``noisy`` when not given)."""
+        weights = self.stream_weights(noisy) if weights is None else weights
         h = self.trunk(obs)
-        adv = self._layer(self.advantage_out, F.relu(self._layer(self.advantage_hidden, h, noisy)), noisy)
-        adv = adv.view(-1, self.num_actions, self.n_atoms)
+        adv = linear(F.relu(linear(h, *weights[0])), *weights[1]).view(-1, self.num_actions, self.n_atoms)
         if self.dueling:
-            value = self._layer(self.value_out, F.relu(self._layer(self.value_hidden, h, noisy)), noisy)
+            value = linear(F.relu(linear(h, *weights[2])), *weights[3])
             logits = value.unsqueeze(1) + adv - adv.mean(dim=1, keepdim=True)
         else:
             logits = adv
@@ -442,7 +463,7 @@ class RainbowQNetwork(nn.Module):
 
     def reset_noise(self, generator: torch.Generator) -> None:
         """Fresh factorised noise for every noisy layer, drawn in one call for the whole network."""
-        layers = [module for module in self.modules() if isinstance(module, NoisyLinear)]
+        layers = [layer for layer in self.stream_layers() if isinstance(layer, NoisyLinear)]
         if not layers:
             return
         buffers = [eps for layer in layers for eps in (layer.eps_in, layer.eps_out)]

@@ -1,7 +1,9 @@
 """Rainbow DQN (Hessel et al. 2018): distributional C51 targets, dueling heads, noisy nets, n-step returns,
 prioritized replay and double Q-learning, for Discrete action spaces (or a Box through an ``action_set``).
 
-Read top to bottom: config, networks, acting (noisy greedy policy on the expected return), storing (1-step
+Read top to bottom: config, networks, acting (greedy on the expected return under the online network's current
+noise, which every gradient step redraws, so acting holds one noise draw per training phase as Kaixhin's
+reference implementation does), storing (1-step
 transitions become n-step ones before entering the prioritized replay), the update (cross-entropy between the
 projected target distribution and the predicted one, importance-weighted, whose per-sample values become the
 new priorities). Schedules (warm-up, train frequency, target interval in env steps) match ``dqn.py``.
@@ -90,6 +92,11 @@ class Rainbow(Agent):
                 noisy_sigma=cfg.noisy_sigma,
             ).to(self.device)
         self.target_network = freeze(copy.deepcopy(self.q_network))
+        if cfg.noisy:  # the first acting noise; each gradient step redraws it
+            self.q_network.reset_noise(self.torch_rng)
+        # stream weights mu + sigma * noise of the current noise, built at the first acting call after a
+        # gradient step (or a load) and reused until the next: acting then costs what a plain network does
+        self._acting_weights: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None
         self.support = torch.linspace(cfg.v_min, cfg.v_max, cfg.n_atoms, device=self.device)
         self.params = list(self.q_network.parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
@@ -119,15 +126,22 @@ class Rainbow(Agent):
         return (log_probs.exp() * self.support).sum(-1)
 
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Greedy on the expected return: fresh noise per stochastic call, mean weights when deterministic."""
+        """Greedy on the expected return: the current noise when stochastic, mean weights when deterministic.
+
+        The noise is not redrawn per call: the online network's noise changes with each gradient step, so one
+        draw drives all acting between two training phases (train_frequency vector steps), as in Kaixhin's
+        Rainbow, where it is redrawn every replay_frequency steps.
+        """
         count = len(obs)
         if not deterministic and self.num_timesteps < self.config.learning_starts:
             return self.actions.to_env(self.np_rng.integers(0, self.actions.num_actions, count))
         noisy = self.config.noisy and not deterministic
         with torch.no_grad():
-            if noisy:
-                self.q_network.reset_noise(self.torch_rng)
-            greedy = self.expected_q(self.q_network(self._obs_tensor(obs), noisy)).argmax(dim=1).cpu().numpy()
+            if noisy and self._acting_weights is None:
+                self._acting_weights = self.q_network.stream_weights(noisy=True)
+            weights = self._acting_weights if noisy else None
+            log_probs = self.q_network(self._obs_tensor(obs), noisy, weights)
+            greedy = self.expected_q(log_probs).argmax(dim=1).cpu().numpy()
         if not deterministic and self.epsilon > 0:
             explore = self.np_rng.random(count) < self.epsilon
             greedy = np.where(explore, self.np_rng.integers(0, self.actions.num_actions, count), greedy)
@@ -198,6 +212,7 @@ class Rainbow(Agent):
         sample = self.replay.sample_prioritized(cfg.batch_size, self.beta, self.np_rng)
         batch = sample.batch
         self.num_updates += 1
+        self._acting_weights = None  # new noise and new parameters
         if cfg.noisy:
             self.q_network.reset_noise(self.torch_rng)
             self.target_network.reset_noise(self.torch_rng)
@@ -241,6 +256,7 @@ class Rainbow(Agent):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         load_module_state(self._modules(), state["modules"])
+        self._acting_weights = None
         self._steps_since_train = int(state["steps_since_train"])
         self._steps_since_target_update = int(state["steps_since_target_update"])
         if "replay" in state:
