@@ -3,10 +3,9 @@ prioritized replay and double Q-learning, for Discrete action spaces (or a Box t
 
 Read top to bottom: config, networks, acting (greedy on the expected return under the online network's current
 noise, which every gradient step redraws, so acting holds one noise draw per training phase as Kaixhin's
-reference implementation does), storing (1-step
-transitions become n-step ones before entering the prioritized replay), the update (cross-entropy between the
-projected target distribution and the predicted one, importance-weighted, whose per-sample values become the
-new priorities). Schedules (warm-up, train frequency, target interval in env steps) match ``dqn.py``.
+reference implementation does), storing (1-step transitions become n-step ones before entering the prioritized
+replay), the update (cross-entropy between the projected target distribution and the predicted one,
+importance-weighted, whose per-sample values become the new priorities). Schedules (warm-up, train frequency, target interval in env steps) match ``dqn.py``.
 """
 
 from __future__ import annotations
