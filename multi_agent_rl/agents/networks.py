@@ -437,7 +437,9 @@ class RainbowQNetwork(nn.Module):
     def stream_weights(self, noisy: bool = True) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
         """(weight, bias) of each stream layer as ``forward`` uses them: the noisy layers' mu + sigma * noise
         when ``noisy``, else their mean weights. Computed once, they can be passed to several forward calls
-        (acting holds the noise between training phases, so the weights are built once per phase)."""
+        (acting holds the noise between training phases, so the weights are built once per phase). The noisy
+        layers' entries are new tensors that do not follow later parameter or noise changes; the others are the
+        live parameters. A caller that keeps them must drop them when either changes."""
         return tuple(
             layer.weights(noisy) if isinstance(layer, NoisyLinear) else (layer.weight, layer.bias)
             for layer in self.stream_layers()

@@ -5,7 +5,8 @@ Read top to bottom: config, networks, acting (greedy on the expected return unde
 noise, which every gradient step redraws, so acting holds one noise draw per training phase as Kaixhin's
 reference implementation does), storing (1-step transitions become n-step ones before entering the prioritized
 replay), the update (cross-entropy between the projected target distribution and the predicted one,
-importance-weighted, whose per-sample values become the new priorities). Schedules (warm-up, train frequency, target interval in env steps) match ``dqn.py``.
+importance-weighted, whose per-sample values become the new priorities). Schedules (warm-up, train frequency,
+target interval in env steps) match ``dqn.py``.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ class Rainbow(Agent):
 
         The noise is not redrawn per call: the online network's noise changes with each gradient step, so one
         draw drives all acting between two training phases (train_frequency vector steps), as in Kaixhin's
-        Rainbow, where it is redrawn every replay_frequency steps.
+        Rainbow, where it is redrawn every replay_frequency steps. An agent that never trains (e.g. a frozen
+        opponent with ``deterministic: false``) therefore acts on one fixed draw, the last one it was saved with.
         """
         count = len(obs)
         if not deterministic and self.num_timesteps < self.config.learning_starts:

@@ -77,7 +77,8 @@ class FrozenAgentConfig:
     run_dir: str  # the run directory whose agent drives this car
     checkpoint: str = "best"  # best, last or step_<N>
     agent_id: str | None = None  # which of that run's agents (None: the one it trained)
-    deterministic: bool = True  # act with the mean / greedy action
+    # act with the mean / greedy action (false: sampled; a frozen Rainbow keeps its saved noise draw)
+    deterministic: bool = True
 
 
 @dataclasses.dataclass

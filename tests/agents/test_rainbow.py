@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 from multi_agent_rl.agents.base import Transition
@@ -83,7 +84,9 @@ def test_acting_holds_the_noise_until_a_gradient_step():
             return agent.expected_q(network(torch.from_numpy(obs), noisy=True)).argmax(1).numpy()
 
     first = agent.act(obs)
+    built = agent._acting_weights
     np.testing.assert_array_equal(agent.act(obs), first)  # the same noise: the same greedy actions
+    assert agent._acting_weights is built  # the noisy weights are built once, not per call
     np.testing.assert_array_equal(first, noisy_greedy(agent.q_network))
     assert not np.array_equal(first, agent.act(obs, deterministic=True))  # the noise changes actions
     for _ in range(2):
@@ -97,6 +100,24 @@ def test_acting_holds_the_noise_until_a_gradient_step():
     restored.act(obs)  # its own weights and noise, cached
     restored.load_state_dict(agent.state_dict())
     np.testing.assert_array_equal(restored.act(obs), after)
+
+
+@pytest.mark.parametrize("noisy, dueling", [(False, True), (True, False), (False, False)])
+def test_plain_and_single_stream_variants_act_and_train(noisy, dueling):
+    agent = Rainbow(
+        OBS, gym.spaces.Discrete(3), small_config(train_frequency=1, n_step=1, noisy=noisy, dueling=dueling),
+        num_envs=8, seed=0,
+    )
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(8, 3)).astype(np.float32)
+    for _ in range(3):
+        action = agent.act(obs)
+        assert action.shape == (8,) and set(action.tolist()) <= {0, 1, 2}
+        agent.store(Transition(obs, action, rng.normal(size=8), obs, np.zeros(8, bool), np.zeros(8, bool)))
+        agent.update()
+    assert agent.num_updates == 3
+    if not noisy:  # without noise, stochastic acting is the greedy policy
+        np.testing.assert_array_equal(agent.act(obs), agent.act(obs, deterministic=True))
 
 
 def test_exact_resume():
