@@ -11,6 +11,7 @@ clipping, Adam) to the reference, where the hand-computed tests pin single targe
 from __future__ import annotations
 
 from collections import deque
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -287,7 +288,7 @@ def test_ppo_update_matches_stable_baselines3(monkeypatch, env_id, overrides):
     np.testing.assert_allclose(ours.buffer.log_probs.ravel(), reference.rollout_buffer.log_probs.ravel(), atol=1e-6)
     orders = [rng.permutation(PPO_STEPS) for _ in range(PPO_EPOCHS)]
     ours_orders, reference_orders = deque(orders), deque(orders)
-    monkeypatch.setattr(ours, "np_rng", type("Orders", (), {"permutation": lambda self, n: ours_orders.popleft()})())
+    monkeypatch.setattr(ours, "np_rng", SimpleNamespace(permutation=lambda n: ours_orders.popleft()))
     monkeypatch.setattr(np.random, "permutation", lambda n: reference_orders.popleft())
     start = snapshot(ppo_parameters(ours, reference)[0])
     kls: list[float] = []  # per minibatch, the estimate the KL stop reads
