@@ -43,10 +43,14 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     seed = int(training.eval_seed if cfg.seed is None else cfg.seed)
     num_envs = int(cfg.num_envs or training.eval_num_envs)
     evaluation = run.loop.evaluation
+    deterministic = cfg.deterministic
+    if not isinstance(deterministic, bool):
+        raise ConfigError(f"deterministic: expected true or false, got {deterministic!r}")
     loop = EvaluationLoop(run.make_eval_env, run.agent, run.agent_id, evaluation.outcome_names,
-                          evaluation.success_outcome, episodes, num_envs, seed)
+                          evaluation.success_outcome, episodes, num_envs, seed, deterministic=deterministic)
     result = loop.run(record_video_steps=training.video_max_steps if cfg.video else 0)
     report = _report(result, run_dir, str(cfg.checkpoint), metadata, seed)
+    report["deterministic"] = deterministic
     output = Path(str(cfg.output)) if cfg.output else run_dir / f"eval_{cfg.checkpoint}.json"
     output.write_text(json.dumps(report, indent=2))
     print(_table(report))
@@ -67,6 +71,7 @@ def _report(result: EvalResult, run_dir: Path, checkpoint: str, metadata: dict, 
         "outcomes": result.outcome_table(),
         "outcome_details": result.detail_table(),
         "metrics": result.metrics,
+        "actions": result.actions,
         "episode_records": [
             {"episode": k, "seed": seed + k, "spawn": s, "outcome": o, "details": list(d), "return": float(r),
              "length": int(n), "sim_steps": int(m), "final_poses": _poses(result.final_states, k)}
@@ -94,6 +99,12 @@ def _table(report: dict[str, Any]) -> str:
     for key, value in report["metrics"].items():
         if not key.startswith(("eval/outcome/", "eval/detail/")):
             lines.append(f"  {key} = {value:.4g}")
+    actions = report.get("actions") or {}
+    if actions:
+        kind = "deterministic" if report.get("deterministic", True) else "sampled"
+        lines.append(f"  actions ({kind}), per dimension (racing envs: [steer, speed] in [-1, 1]):")
+        for name, values in actions.items():
+            lines.append(f"    {name:<16}" + "".join(f"{v:>9.3f}" for v in values))
     return "\n".join(lines)
 
 

@@ -12,8 +12,9 @@ Steps are learner decisions: ``global_step``, the step counts of ``TrainingConfi
 which is ``env.learner_action_repeat`` sim steps (each ``sim.action_repeat`` physics steps) of simulated time.
 
 ``EvaluationLoop`` plays a fixed list of episodes: episode k starts from a reset with seed ``seed + k`` (so the
-spawn pair, the start speed and the sensor noise are fixed), with deterministic actions and the observation
-normaliser frozen.
+spawn pair, the start speed and the sensor noise are fixed), with deterministic actions (or, on request, the
+policy's sampled ones) and the observation normaliser frozen. It also summarises where in its Box the agent's
+actions fell (:func:`action_summary`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class EvalResult:
     details: list[tuple[str, ...]] = field(default_factory=list)  # per episode: the task's outcome details
     sim_steps: np.ndarray | None = None  # per episode: sim steps simulated (decisions x learner_action_repeat, or
     # fewer when it ended mid-decision)
+    actions: dict[str, list[float]] = field(default_factory=dict)  # action_summary of every decision taken
 
     def detail_table(self) -> dict[str, dict[str, int]]:
         """Outcome name -> detail label -> episode count (only outcomes that have details)."""
@@ -127,8 +129,38 @@ class EvalResult:
         return table
 
 
+def action_summary(episodes: list[np.ndarray], low: np.ndarray, high: np.ndarray) -> dict[str, list[float]]:
+    """Where actions fall in their Box, per action dimension (racing envs: [steer, speed], normalised to [-1, 1]).
+
+    Args:
+        episodes: per episode, (L_k, A) the actions of its L_k decisions in order.
+        low, high: (A,) the Box bounds.
+
+    Returns:
+        lists of A floats: ``mean``, ``std``, quantiles ``q05`` ``q25`` ``q50`` ``q75`` ``q95`` over all decisions,
+        the fractions of decisions within 1 % of the range of the lower / upper bound (``at_low`` / ``at_high``:
+        a speed command pinned to full throttle shows as at_high near 1), and ``mean_abs_change``, the mean
+        absolute change between consecutive decisions of an episode (how much the command jitters). Empty when
+        there are no decisions.
+    """
+    episodes = [np.asarray(e, dtype=np.float64).reshape(len(e), -1) for e in episodes if len(e)]
+    if not episodes:
+        return {}
+    actions = np.concatenate(episodes)
+    low, high = np.asarray(low, np.float64).reshape(-1), np.asarray(high, np.float64).reshape(-1)
+    margin = 0.01 * (high - low)
+    summary = {"mean": actions.mean(0), "std": actions.std(0)}
+    for q in (5, 25, 50, 75, 95):
+        summary[f"q{q:02d}"] = np.quantile(actions, q / 100, axis=0)
+    summary["at_low"] = (actions <= low + margin).mean(0)
+    summary["at_high"] = (actions >= high - margin).mean(0)
+    changes = np.concatenate([np.abs(np.diff(e, axis=0)) for e in episodes])
+    summary["mean_abs_change"] = changes.mean(0) if len(changes) else np.zeros(actions.shape[1])
+    return {name: [round(float(v), 4) for v in values] for name, values in summary.items()}
+
+
 class EvaluationLoop:
-    """Deterministic evaluation on fixed seeds.
+    """Evaluation on fixed seeds, deterministic unless asked otherwise.
 
     Args:
         make_env: builds the evaluation env for a number of copies (sharing the training normaliser).
@@ -137,6 +169,8 @@ class EvaluationLoop:
         outcome_names: every outcome the task can report (all appear in the metrics, zeros included).
         success_outcome: the outcome counted as success ("" when the task has none).
         episodes, num_envs, seed: episode k runs with seed ``seed + k``, ``num_envs`` at a time.
+        deterministic: act with the mean / greedy action (False: the policy's own sampling, e.g. to see what it
+            did while training; the agent's random generator then makes the episodes differ between calls).
     """
 
     def __init__(
@@ -149,8 +183,10 @@ class EvaluationLoop:
         episodes: int,
         num_envs: int,
         seed: int,
+        deterministic: bool = True,
     ) -> None:
         self.agent = agent
+        self.deterministic = bool(deterministic)
         self.agent_id = agent_id
         self.outcome_names = tuple(n for n in outcome_names if n)
         self.success_outcome = success_outcome
@@ -165,14 +201,15 @@ class EvaluationLoop:
         was_training = normalizer.training if normalizer is not None else False
         if normalizer is not None:
             normalizer.eval()
-        returns, lengths, outcomes, spawns, states, sim_steps = [], [], [], [], [], []
+        returns, lengths, outcomes, spawns, states, sim_steps, actions = [], [], [], [], [], [], []
         frames: list[np.ndarray] = []
         try:
             for first in range(0, self.episodes, env.num_envs):
                 count = min(env.num_envs, self.episodes - first)
                 batch = self._play_batch(first, count, frames if record_video_steps and first == 0 else None,
                                          record_video_steps)
-                for values, out in zip(batch, (returns, lengths, outcomes, spawns, states, sim_steps), strict=True):
+                for values, out in zip(batch, (returns, lengths, outcomes, spawns, states, sim_steps, actions),
+                                       strict=True):
                     out.extend(values)
         finally:
             if normalizer is not None:
@@ -182,6 +219,9 @@ class EvaluationLoop:
         result = EvalResult(np.array(returns), np.array(lengths), outcomes, spawns, {},
                             final_states=np.array(states), details=details, sim_steps=np.array(sim_steps))
         result.metrics = self._summary(result)
+        space = env.single_action_space
+        if actions and hasattr(space, "low"):  # Box actions (a Discrete learner's indices are not summarised)
+            result.actions = action_summary(actions, space.low, space.high)
         if frames:
             result.frames = np.stack(frames)
         return result
@@ -190,7 +230,8 @@ class EvaluationLoop:
         env, agent = self.env, self.agent
         seeds = [self.seed + first + k for k in range(env.num_envs)]
         obs, info = env.reset(seed=seeds)
-        agent.reset(None, deterministic=True)
+        deterministic = self.deterministic
+        agent.reset(None, deterministic=deterministic)
         spawns = list(info["spawn"][:count])
         done = np.zeros(env.num_envs, dtype=bool)
         done[count:] = True  # copies beyond this batch's episodes only keep the batch rectangular
@@ -199,13 +240,17 @@ class EvaluationLoop:
         sim_steps = np.zeros(env.num_envs, dtype=np.int64)
         outcomes = [""] * env.num_envs
         states = [None] * env.num_envs
+        taken: list[np.ndarray] = []  # (E, A) the actions of every copy, per step
+        alive: list[np.ndarray] = []  # (E,) which copies were still in their episode, per step
         if frames is not None:
             frames.append(env.render()[0])
         while not done.all():
-            actions = agent.act(obs, deterministic=True)
+            actions = agent.act(obs, deterministic=deterministic)
+            live = ~done
+            taken.append(np.asarray(actions).reshape(env.num_envs, -1))
+            alive.append(live)
             obs, rewards, terminated, truncated, info = env.step(actions)
             ended = terminated | truncated
-            live = ~done
             returns[live] += rewards[live]
             lengths[live] += 1
             for i in np.flatnonzero(ended & live):
@@ -214,10 +259,12 @@ class EvaluationLoop:
                 sim_steps[i] = info["final_info"]["episode_sim_steps"][i]
             if frames is not None and not done[0] and len(frames) < max_frames:
                 frames.append(env.render()[0])
-            agent.reset(ended, deterministic=True)
+            agent.reset(ended, deterministic=deterministic)
             done |= ended
+        steps, masks = np.stack(taken), np.stack(alive)  # (T, E, A), (T, E)
+        episode_actions = [steps[masks[:, k], k] for k in range(count)]
         return (returns[:count].tolist(), lengths[:count].tolist(), outcomes[:count], spawns, states[:count],
-                sim_steps[:count].tolist())
+                sim_steps[:count].tolist(), episode_actions)
 
     def _summary(self, result: EvalResult) -> dict[str, float]:
         n = len(result.outcomes)

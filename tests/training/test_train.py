@@ -316,6 +316,14 @@ def test_evaluate_and_frozen_opponent(tmp_path):
                      f"output={tmp_path / 'again.json'}"], cwd=tmp_path)
     assert again.returncode == 0
     assert json.loads((tmp_path / "again.json").read_text())["episode_records"] == report["episode_records"]
+    assert report["deterministic"] is True and set(report["actions"]) >= {"mean", "q50", "at_high", "mean_abs_change"}
+    sampled = run_cli([str(REPO / "scripts" / "evaluate.py"), f"run_dir={run_dir}", "checkpoint=last", "episodes=2",
+                       "deterministic=false", f"output={tmp_path / 'sampled.json'}"], cwd=tmp_path)
+    assert sampled.returncode == 0, sampled.stderr[-2000:]
+    assert json.loads((tmp_path / "sampled.json").read_text())["deterministic"] is False
+    assert "actions (sampled)" in sampled.stdout
+    wrong = run_cli([str(REPO / "scripts" / "evaluate.py"), f"run_dir={run_dir}", "deterministic=maybe"], cwd=tmp_path)
+    assert wrong.returncode == 2 and "deterministic: expected true or false, got 'maybe'" in wrong.stderr
     # The trained attacker, frozen, now drives the defender's car against a new learner.
     frozen = compose_train(["debug=default", "agent@opponent=frozen", f"opponent.run_dir={run_dir}",
                             "opponent.checkpoint=last"])
