@@ -42,7 +42,10 @@ class SACConfig:
     target_network_frequency: int = 1  # target update every this many gradient steps [target_update_interval]
     alpha: float = 1.0  # entropy coefficient; the initial value when autotune [ent_coef "auto_1.0"]
     autotune: bool = True  # learn alpha so the policy entropy tracks target_entropy [ent_coef "auto"]
-    target_entropy: float | None = None  # nats; None = -action_dim
+    # nats; None = -action_dim (SB3's). Holding a squashed command at a bound of [-1, 1] costs entropy, so this
+    # target keeps commands off their bounds: where the best command sits at one (gaplock's full throttle) use a
+    # lower target or a fixed alpha (docs/results.md, "What the SAC attackers do")
+    target_entropy: float | None = None
     hidden_sizes: tuple[int, ...] = (256, 256)  # hidden layers of the actor and of each critic
     activation: str = "relu"  # hidden activation
 
