@@ -247,7 +247,7 @@ class EvaluationLoop:
         while not done.all():
             actions = agent.act(obs, deterministic=deterministic)
             live = ~done
-            taken.append(np.asarray(actions).reshape(env.num_envs, -1))
+            taken.append(np.array(actions, copy=True).reshape(env.num_envs, -1))  # act may reuse its output buffer
             alive.append(live)
             obs, rewards, terminated, truncated, info = env.step(actions)
             ended = terminated | truncated
