@@ -68,8 +68,10 @@ def main() -> None:
         raise SystemExit("this torch build has no oneDNN linear")
     torch.set_num_threads(1)
     records = []
-    vendor = networks.cpu_vendor() or "unknown"
-    print(f"CPU maker {vendor}: the agents run products of >= {networks.ONEDNN_MIN_MACS} multiply-adds on "
+    vendor, flags = networks.cpu_info()
+    vector_unit = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    print(f"CPU maker {vendor or 'unknown'} ({vector_unit}): the agents run products of >= "
+          f"{networks.ONEDNN_MIN_MACS} multiply-adds on "
           f"{'oneDNN' if networks.ONEDNN_LINEAR else 'the default kernel'} (MULTI_AGENT_RL_ONEDNN to force)")
     print(f"{'B x I x O':>16} {'product':>12} {'default us':>11} {'oneDNN us':>10} {'GFLOP/s':>15}  agents use")
     for batch, fan_in, fan_out in SHAPES:

@@ -61,11 +61,12 @@ INPLACE_ACTIVATION_FUNCTIONS = MappingProxyType({
 # --- linear layers ------------------------------------------------------------------------------------------
 
 # The float32 matrix products of the larger networks (TD3's 400x300 critics, SAC's 256x256) are most of an
-# off-policy gradient step. Which CPU kernel runs them matters, and the answer depends on the CPU maker: torch's
-# default BLAS is Intel's MKL, which takes its fast code paths on Intel CPUs only. On an AMD EPYC (Zen 5) MKL
-# reached ~105 GFLOP/s on a 256x400 @ 400x300 product and oneDNN ~230; on an Intel Xeon (Sapphire Rapids) both
-# reach ~110-130 and MKL is faster on mid-size products (scripts/bench_linear.py on each). So oneDNN is used by
-# default on non-Intel x86 CPUs only (ONEDNN_LINEAR below).
+# off-policy gradient step. Which CPU kernel runs them matters, and the answer depends on the CPU: torch's default
+# BLAS is Intel's MKL, which takes its AVX-512 code paths on Intel CPUs only and runs AVX2 code on others, while
+# oneDNN uses whatever vector unit it finds. On an AMD EPYC Zen 5 (AVX-512) MKL reached ~105 GFLOP/s on a
+# 256x400 @ 400x300 product and oneDNN ~230; on an AMD EPYC Zen 3 (AVX2 only) MKL ~66 and oneDNN ~58, MKL ahead on
+# every shape of scripts/bench_linear.py; on an Intel Xeon (Sapphire Rapids) both ~110-130 with MKL faster on
+# mid-size products. So oneDNN is used by default only on non-Intel x86 CPUs with AVX-512 (ONEDNN_LINEAR below).
 # oneDNN's per-call setup (~8 us) and the Python autograd function around it lose on small products: at
 # 256x64x64 (2^20 multiply-adds) the three products take about as long on either kernel (bench_linear.py), and
 # with the function's overhead on top PPO on CartPole, whose minibatches are that size, fell from 1.57x to 1.37x
@@ -76,30 +77,37 @@ INPLACE_ACTIVATION_FUNCTIONS = MappingProxyType({
 ONEDNN_MIN_MACS = 1 << 22
 
 
-def cpu_vendor(cpuinfo_path: str = "/proc/cpuinfo") -> str:
-    """The x86 vendor string of this machine's CPU (e.g. "GenuineIntel", "AuthenticAMD"); "" when unknown."""
+def cpu_info(cpuinfo_path: str = "/proc/cpuinfo") -> tuple[str, frozenset[str]]:
+    """This machine's x86 vendor string (e.g. "GenuineIntel", "AuthenticAMD") and CPU feature flags (e.g.
+    "avx2", "avx512f"), from the first processor of ``cpuinfo_path``; ("", frozenset()) when unknown."""
+    vendor, flags = "", frozenset()
     try:
         with open(cpuinfo_path, encoding="utf-8", errors="replace") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id" and not vendor:
+                    vendor = value.strip()
+                elif key.strip() == "flags":
+                    flags = frozenset(value.split())
+                    break
     except OSError:
         pass
-    return ""
+    return vendor, flags
 
 
-def onednn_wanted(setting: str | None, vendor: str) -> bool:
+def onednn_wanted(setting: str | None, vendor: str, flags: frozenset[str] = frozenset()) -> bool:
     """Whether large products go to oneDNN: ``setting`` is MULTI_AGENT_RL_ONEDNN ("1" on, "0" off, unset or
-    "auto": on for x86 CPUs of makers other than Intel, whose MKL is torch's default and fastest on its own)."""
+    "auto": on for x86 CPUs of makers other than Intel that have AVX-512 (``"avx512f"`` in ``flags``), where MKL,
+    torch's default, runs its AVX2 code and oneDNN is about twice as fast)."""
     if setting in ("0", "1"):
         return setting == "1"
     if setting not in (None, "", "auto"):
         raise ValueError(f"MULTI_AGENT_RL_ONEDNN must be 0, 1 or auto, got {setting!r}")
-    return vendor not in ("", "GenuineIntel")
+    return vendor not in ("", "GenuineIntel") and "avx512f" in flags
 
 
 ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-ONEDNN_LINEAR = ONEDNN_AVAILABLE and onednn_wanted(os.environ.get("MULTI_AGENT_RL_ONEDNN"), cpu_vendor())
+ONEDNN_LINEAR = ONEDNN_AVAILABLE and onednn_wanted(os.environ.get("MULTI_AGENT_RL_ONEDNN"), *cpu_info())
 
 
 def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -122,17 +122,24 @@ def test_linear_keeps_small_products_on_the_default_kernel(monkeypatch):
         torch.testing.assert_close(linear(big_x, big_w), F.linear(big_x, big_w), rtol=1e-5, atol=1e-4)
 
 
-def test_onednn_is_chosen_by_cpu_maker_unless_forced(tmp_path):
-    """MKL (torch's default BLAS) is fastest on Intel CPUs; oneDNN by default on other x86 makers only."""
-    assert networks.onednn_wanted(None, "AuthenticAMD")
-    assert networks.onednn_wanted("auto", "HygonGenuine")
-    assert not networks.onednn_wanted(None, "GenuineIntel")
-    assert not networks.onednn_wanted("", "")  # unknown CPU (e.g. no /proc/cpuinfo): torch's default
-    assert networks.onednn_wanted("1", "GenuineIntel")
-    assert not networks.onednn_wanted("0", "AuthenticAMD")
+def test_onednn_is_chosen_by_cpu_maker_and_vector_unit_unless_forced(tmp_path):
+    """MKL (torch's default BLAS) runs AVX2 code on non-Intel CPUs: oneDNN by default only where it can use
+    AVX-512 there (AMD Zen 4/5); on Intel CPUs and AVX2-only AMD (Zen 3) MKL is faster (scripts/bench_linear.py)."""
+    avx512 = frozenset({"avx2", "avx512f", "avx512bw"})
+    avx2 = frozenset({"avx2", "fma"})
+    assert networks.onednn_wanted(None, "AuthenticAMD", avx512)
+    assert networks.onednn_wanted("auto", "HygonGenuine", avx512)
+    assert not networks.onednn_wanted(None, "AuthenticAMD", avx2)  # Zen 3: MKL ahead on every product
+    assert not networks.onednn_wanted(None, "GenuineIntel", avx512)
+    assert not networks.onednn_wanted("", "", frozenset())  # unknown CPU (e.g. no /proc/cpuinfo): torch's default
+    assert networks.onednn_wanted("1", "GenuineIntel", avx2)
+    assert not networks.onednn_wanted("0", "AuthenticAMD", avx512)
     with pytest.raises(ValueError, match="MULTI_AGENT_RL_ONEDNN must be 0, 1 or auto, got 'yes'"):
-        networks.onednn_wanted("yes", "AuthenticAMD")
+        networks.onednn_wanted("yes", "AuthenticAMD", avx512)
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\n")
-    assert networks.cpu_vendor(str(cpuinfo)) == "AuthenticAMD"
-    assert networks.cpu_vendor(str(tmp_path / "missing")) == ""
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nflags\t\t: fpu sse2 avx2 fma\n\n"
+        "processor\t: 1\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 fma avx512f\n"
+    )
+    assert networks.cpu_info(str(cpuinfo)) == ("AuthenticAMD", frozenset({"fpu", "sse2", "avx2", "fma"}))
+    assert networks.cpu_info(str(tmp_path / "missing")) == ("", frozenset())
