@@ -484,6 +484,20 @@ def store_through_window(
         replay.add(ready.obs, ready.actions, ready.rewards, ready.next_obs, ready.terminated, ready.discounts)
 
 
+def replay_state(replay: ReplayBuffer, window: NStepAccumulator) -> dict[str, Any]:
+    """A checkpoint's ``replay`` and ``n_step`` entries: the stored transitions and the open n-step windows."""
+    return {"replay": replay.state_dict(), "n_step": window.state_dict()}
+
+
+def load_replay_state(replay: ReplayBuffer, window: NStepAccumulator, state: dict[str, Any]) -> None:
+    """Restore what :func:`replay_state` saved into ``state``; nothing when the checkpoint was written without
+    its buffer. Checkpoints from before n-step returns hold no window (n = 1: an empty one is the same)."""
+    if "replay" in state:
+        replay.load_state_dict(state["replay"])
+        if "n_step" in state:
+            window.load_state_dict(state["n_step"])
+
+
 def _empty_like_step(obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> NStepBatch:
     return NStepBatch(
         obs[:0],

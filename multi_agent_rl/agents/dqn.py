@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import DISCRETE, Agent, Capabilities, Transition, load_module_state, module_state, seeded_torch
-from .buffers import NStepAccumulator, ReplayBuffer, ReplaySample, store_through_window
+from .buffers import NStepAccumulator, ReplayBuffer, ReplaySample, load_replay_state, replay_state, store_through_window
 from .networks import clip_grad_norm, freeze, mlp, polyak_update
 
 
@@ -235,8 +235,7 @@ class DQN(Agent):
             steps_since_target_update=self._steps_since_target_update,
         )
         if include_buffer:
-            state["replay"] = self.replay.state_dict()
-            state["n_step"] = self.n_step.state_dict()
+            state.update(replay_state(self.replay, self.n_step))
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -244,7 +243,4 @@ class DQN(Agent):
         load_module_state(self._modules(), state["modules"])
         self._steps_since_train = int(state["steps_since_train"])
         self._steps_since_target_update = int(state["steps_since_target_update"])
-        if "replay" in state:
-            self.replay.load_state_dict(state["replay"])
-            if "n_step" in state:  # checkpoints before n-step returns hold no window (n = 1)
-                self.n_step.load_state_dict(state["n_step"])
+        load_replay_state(self.replay, self.n_step, state)

@@ -20,7 +20,14 @@ import numpy as np
 import torch
 
 from .base import DISCRETE, Agent, Capabilities, Transition, load_module_state, module_state, seeded_torch
-from .buffers import NStepAccumulator, PrioritizedReplayBuffer, ReplaySample, store_through_window
+from .buffers import (
+    NStepAccumulator,
+    PrioritizedReplayBuffer,
+    ReplaySample,
+    load_replay_state,
+    replay_state,
+    store_through_window,
+)
 from .dqn import DiscreteActionMap, linear_schedule
 from .networks import RainbowQNetwork, clip_grad_norm, freeze, polyak_update, project_distribution
 
@@ -250,8 +257,7 @@ class Rainbow(Agent):
             steps_since_target_update=self._steps_since_target_update,
         )
         if include_buffer:
-            state["replay"] = self.replay.state_dict()
-            state["n_step"] = self.n_step.state_dict()
+            state.update(replay_state(self.replay, self.n_step))
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -260,6 +266,4 @@ class Rainbow(Agent):
         self._acting_weights = None
         self._steps_since_train = int(state["steps_since_train"])
         self._steps_since_target_update = int(state["steps_since_target_update"])
-        if "replay" in state:
-            self.replay.load_state_dict(state["replay"])
-            self.n_step.load_state_dict(state["n_step"])
+        load_replay_state(self.replay, self.n_step, state)

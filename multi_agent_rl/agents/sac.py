@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import CONTINUOUS, Agent, Capabilities, Transition, load_module_state, module_state, seeded_torch
-from .buffers import NStepAccumulator, ReplayBuffer, ReplaySample, store_through_window
+from .buffers import NStepAccumulator, ReplayBuffer, ReplaySample, load_replay_state, replay_state, store_through_window
 from .networks import SquashedGaussianActor, TwinQCritic, freeze, polyak_update
 
 
@@ -231,8 +231,7 @@ class SAC(Agent):
             steps_since_train=self._steps_since_train,
         )
         if include_buffer:
-            state["replay"] = self.replay.state_dict()
-            state["n_step"] = self.n_step.state_dict()
+            state.update(replay_state(self.replay, self.n_step))
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -241,7 +240,4 @@ class SAC(Agent):
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self._steps_since_train = int(state["steps_since_train"])
-        if "replay" in state:
-            self.replay.load_state_dict(state["replay"])
-            if "n_step" in state:  # checkpoints before n-step returns hold no window (n = 1)
-                self.n_step.load_state_dict(state["n_step"])
+        load_replay_state(self.replay, self.n_step, state)
