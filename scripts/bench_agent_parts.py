@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_sb3 import PRESETS, make_vector_env, sb3_vec_env, vector_steps  # noqa: E402
+from compare_sb3 import PRESETS, make_vector_env, sb3_vec_env, silent_sb3_logger, vector_steps  # noqa: E402
 
 BLOCKS = 5  # each figure is the median over this many equal blocks of calls: this VM's speed drifts by ~20 %
 
@@ -68,6 +68,7 @@ def sb3_parts(algo: str, env_id: str, warmup: int, act_calls: int, gradient_step
     preset = PRESETS[(algo, env_id)]
     env = make_vector_env(env_id, preset.num_envs, preset.normalize_gamma)
     model = preset.sb3(sb3_vec_env(env), warmup, seed)
+    model.set_logger(silent_sb3_logger())
     model.learn(total_timesteps=warmup)
     obs, _ = env.reset(seed=seed)
     return {"act_us": median_us(repeated(lambda: model.predict(obs, deterministic=False)), act_calls),

@@ -498,6 +498,14 @@ def run_ours(preset: Preset, env_id: str, total: int, seed: int) -> dict[str, fl
     }
 
 
+def silent_sb3_logger() -> Any:
+    """An SB3 logger with no outputs. SB3's own default (``configure``) makes an empty ``$TMPDIR/SB3-<date>``
+    directory at every ``learn`` even when it writes nothing, and those pile up over benchmark and test runs."""
+    from stable_baselines3.common.logger import Logger
+
+    return Logger(folder=None, output_formats=[])
+
+
 def run_sb3(
     preset: Preset, env_id: str, total: int, seed: int, build: Callable[[Any, int, int], Any] | None = None
 ) -> dict[str, float]:
@@ -505,6 +513,7 @@ def run_sb3(
     env = make_vector_env(env_id, preset.num_envs, preset.normalize_gamma)
     start, cpu_start = time.perf_counter(), time.process_time()
     model = (build or preset.sb3)(sb3_vec_env(env), total, seed)
+    model.set_logger(silent_sb3_logger())
     model.learn(total_timesteps=total)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     normalize = env.normalize if isinstance(env, NormalizeVector) else (lambda obs: obs)

@@ -28,7 +28,7 @@ from multi_agent_rl.agents.sac import SAC, SACConfig
 from multi_agent_rl.agents.td3 import TD3, TD3Config
 
 sb3 = pytest.importorskip("stable_baselines3")
-from stable_baselines3.common.logger import configure  # noqa: E402 (after the importorskip)
+from stable_baselines3.common.logger import Logger  # noqa: E402 (after the importorskip)
 
 HIDDEN = (64, 64)
 ROWS, BATCH, STEPS = 300, 64, 6
@@ -115,7 +115,7 @@ def snapshot(params) -> list[torch.Tensor]:
 def reference_model(cls, env: gym.Env, **kwargs):
     model = cls("MlpPolicy", env, seed=0, device="cpu", learning_starts=0,
                 policy_kwargs={"net_arch": list(HIDDEN)}, **kwargs)
-    model.set_logger(configure(None, []))
+    model.set_logger(Logger(None, []))  # no outputs and, unlike configure(), no $TMPDIR/SB3-* directory
     return model
 
 
@@ -222,7 +222,7 @@ def ppo_pair(env: gym.Env, **overrides):
     reference = sb3.PPO("MlpPolicy", env, n_steps=PPO_STEPS, batch_size=PPO_MINIBATCH, n_epochs=PPO_EPOCHS,
                         seed=0, device="cpu", policy_kwargs={"net_arch": {"pi": list(HIDDEN), "vf": list(HIDDEN)}},
                         **settings)
-    reference.set_logger(configure(None, []))
+    reference.set_logger(Logger(None, []))  # no outputs and, unlike configure(), no $TMPDIR/SB3-* directory
     policy = reference.policy
     critic = ours.critic.state_dict()
     with torch.no_grad():

@@ -111,6 +111,7 @@ def test_sb3_ppo_trains_on_the_gaplock_view():
     model = sb3.PPO(
         "MlpPolicy", env, n_steps=512, batch_size=128, n_epochs=2, seed=0, device="cpu", verbose=0
     )
+    model.set_logger(sb3.common.logger.Logger(None, []))  # SB3's default logger leaves a $TMPDIR/SB3-* dir
     model.learn(total_timesteps=2048)
     assert model.num_timesteps >= 2048
     obs, _ = env.reset(seed=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,15 +14,18 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_sb3.py"
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
+def run_script(*args: str, tmpdir: Path | None = None) -> subprocess.CompletedProcess:
+    env = None if tmpdir is None else {**os.environ, "TMPDIR": str(tmpdir)}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600, env=env)
 
 
 @pytest.mark.parametrize("algo, peer", [("dqn", "default"), ("rainbow", "qrdqn")])
-def test_last_line_is_the_summary_json(algo, peer):
+def test_last_line_is_the_summary_json(algo, peer, tmp_path):
     result = run_script("--algo", algo, "--env", "CartPole-v1", "--steps", "1300", "--seeds", "1", "--json",
-                        "--peer", peer)
+                        "--peer", peer, tmpdir=tmp_path)
     assert result.returncode == 0, result.stderr
+    # SB3's default logger would leave an empty $TMPDIR/SB3-<date> directory per run
+    assert list(tmp_path.glob("SB3-*")) == []
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(summary) == {"ours", "sb3"}
     for side in summary.values():
