@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from multi_agent_rl.agents import dqn, ppo, rainbow, recurrent_ppo, sac, td3
+from multi_agent_rl.agents import dqn, ppo, rainbow, recurrent_ppo, sac, sac_discrete, td3
 from multi_agent_rl.envs import ActionConfig, EnvConfig, ObservationConfig, RenderConfig
 from multi_agent_rl.envs.drivers import DriverConfig
 from multi_agent_rl.sim import F1TENTH, LIMO, LidarConfig, SimConfig
@@ -22,7 +22,7 @@ GROUP_OPTIONS = {
     group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
     for group in ("env", "task", "vehicle", "agent", "training", "logger", "debug", "experiment", "hparams_search")
 }
-LEARNERS = ["ppo", "td3", "sac", "dqn", "rainbow", "recurrent_ppo"]
+LEARNERS = ["ppo", "td3", "sac", "sac_discrete", "dqn", "rainbow", "recurrent_ppo"]
 DRIVERS = ["ftg", "pure_pursuit", "random", "constant"]
 RACETRACK = CONF_DIR.parent.parent / "shared" / "racetracks" / "Spielberg" / "Spielberg_map.yaml"
 
@@ -50,6 +50,7 @@ def test_every_option_is_covered_below():
     *[[f"agent={a}"] for a in ["ppo", "td3", "sac", "recurrent_ppo"]],
     ["agent=dqn", "agent.config.action_set=[[-1,1],[0,1],[1,1]]"],
     ["agent=rainbow", "agent.config.action_set=[[-1,1],[0,1],[1,1]]"],
+    ["agent=sac_discrete", "agent.config.action_set=[[-1,1],[0,1],[1,1]]"],
     *[[f"agent@opponent={d}"] for d in DRIVERS],
     *[[f"env={e}"] for e in ["line_track", "line_track_wide"]],
     ["env=map", "env.map_path=maps/line_track_wide"],
@@ -143,6 +144,7 @@ def assert_mirrors(node, cls, skip=(), defaults=None, runtime=()):
     ("ppo", ppo, ppo.PPOConfig), ("td3", td3, td3.TD3Config), ("sac", sac, sac.SACConfig),
     ("dqn", dqn, dqn.DQNConfig), ("rainbow", rainbow, rainbow.RainbowConfig),
     ("recurrent_ppo", recurrent_ppo, recurrent_ppo.RecurrentPPOConfig),
+    ("sac_discrete", sac_discrete, sac_discrete.SACDiscreteConfig),
 ])
 def test_agent_yaml_mirrors_its_dataclass(name, module, cls):
     node = yaml_node(f"agent/{name}.yaml")

@@ -200,10 +200,10 @@ def test_the_same_job_started_again_resumes_and_another_config_is_refused(tmp_pa
         build_run(compose_train(["debug=default", "seed=5"]), tmp_path)
 
 
-@pytest.mark.parametrize("agent", ["ppo", "td3", "sac", "recurrent_ppo", "dqn", "rainbow"])
+@pytest.mark.parametrize("agent", ["ppo", "td3", "sac", "sac_discrete", "recurrent_ppo", "dqn", "rainbow"])
 def test_debug_run_of_every_learning_agent(agent, tmp_path):
     overrides = [f"agent={agent}", "debug=default", "training.video_every_evals=2"]
-    if agent in ("dqn", "rainbow"):
+    if agent in ("dqn", "rainbow", "sac_discrete"):
         overrides.append("agent.config.action_set=[[-1,1],[0,1],[1,1],[0,0.2]]")
     train(compose_train(overrides), run_dir=tmp_path)
     acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
