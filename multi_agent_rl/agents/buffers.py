@@ -414,6 +414,7 @@ class NStepAccumulator:
             raise ValueError(f"n_step must be a whole number of env steps >= 1 (1 = one-step TD), got {n_step}")
         self.n_step, self.gamma, self.num_envs = int(n_step), float(gamma), int(num_envs)
         self.window: deque[tuple[np.ndarray, ...]] = deque(maxlen=self.n_step)  # (obs, actions, rewards)
+        self._gamma_powers = self.gamma ** np.arange(self.n_step, dtype=np.float64)  # 1, gamma, ..., gamma^(n-1)
         self.pending = np.zeros(
             num_envs, dtype=np.int64
         )  # steps of the current run not yet emitted as a start
@@ -435,14 +436,22 @@ class NStepAccumulator:
         self.pending += 1
         done = np.asarray(terminated, bool) | np.asarray(truncated, bool)
         parts: list[NStepBatch] = []
-        rewards_by_age = [step[2] for step in reversed(self.window)]  # index 0 = newest
+        any_done = bool(done.any())
+        window_rewards: np.ndarray | None = None  # (len(window), E), oldest first, stacked when first needed
         for k in range(1, min(self.n_step, len(self.window)) + 1):
-            emit = (done & (self.pending >= k)) | (~done & (self.pending == self.n_step) & (k == self.n_step))
+            if k < self.n_step:  # a start k-1 steps back is emitted early only when its episode ends now
+                if not any_done:
+                    continue
+                emit = done & (self.pending >= k)
+            else:  # a run of n steps emits its oldest start, whether or not it ends now (pending <= n)
+                emit = self.pending == self.n_step
             if not emit.any():
                 continue
             start_obs, start_actions, _ = self.window[-k]
-            # R = r_start + gamma r_start+1 + ... over the k most recent steps, oldest first
-            discounted = sum(self.gamma**i * rewards_by_age[k - 1 - i] for i in range(k))
+            if window_rewards is None:
+                window_rewards = np.stack([step[2] for step in self.window])
+            # R = r_start + gamma r_start+1 + ... + gamma^(k-1) r_now over the k most recent steps
+            discounted = self._gamma_powers[:k] @ window_rewards[-k:]
             parts.append(
                 NStepBatch(
                     start_obs[emit],
@@ -456,6 +465,8 @@ class NStepAccumulator:
         self.pending = np.where(done, 0, np.minimum(self.pending, self.n_step - 1))
         if not parts:
             return _empty_like_step(obs, actions, next_obs)
+        if len(parts) == 1:  # the common case: only the n-step starts
+            return parts[0]
         return NStepBatch(*(np.concatenate(field) for field in zip(*parts, strict=True)))
 
     def state_dict(self) -> dict[str, Any]:

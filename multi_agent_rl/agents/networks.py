@@ -473,13 +473,19 @@ class RainbowQNetwork(nn.Module):
 
     def reset_noise(self, generator: torch.Generator) -> None:
         """Fresh factorised noise for every noisy layer, drawn in one call for the whole network."""
-        layers = [layer for layer in self.stream_layers() if isinstance(layer, NoisyLinear)]
-        if not layers:
-            return
-        buffers = [eps for layer in layers for eps in (layer.eps_in, layer.eps_out)]
-        x = torch.randn(sum(b.numel() for b in buffers), generator=generator, device=buffers[0].device)
-        scaled = x.sign() * x.abs().sqrt()
-        torch._foreach_copy_(buffers, list(scaled.split([b.numel() for b in buffers])))
+        reset_noise((self,), generator)
+
+
+def reset_noise(networks: Sequence[RainbowQNetwork], generator: torch.Generator) -> None:
+    """Fresh factorised noise for every noisy layer of ``networks`` (e.g. online and target), all drawn in one
+    ``randn`` call: each layer's eps_in and eps_out get f(x) = sign(x) sqrt|x| of their own standard normals."""
+    layers = [layer for net in networks for layer in net.stream_layers() if isinstance(layer, NoisyLinear)]
+    if not layers:
+        return
+    buffers = [eps for layer in layers for eps in (layer.eps_in, layer.eps_out)]
+    x = torch.randn(sum(b.numel() for b in buffers), generator=generator, device=buffers[0].device)
+    scaled = x.sign() * x.abs().sqrt()
+    torch._foreach_copy_(buffers, list(scaled.split([b.numel() for b in buffers])))
 
 
 def project_distribution(
@@ -501,14 +507,15 @@ def project_distribution(
     n_atoms = support.numel()
     v_min, v_max = float(support[0]), float(support[-1])
     delta = (v_max - v_min) / (n_atoms - 1)
-    shifted = (rewards.unsqueeze(1) + discounts.unsqueeze(1) * support.unsqueeze(0)).clamp(v_min, v_max)
+    shifted = (rewards.unsqueeze(1) + discounts.unsqueeze(1) * support).clamp_(v_min, v_max)
     position = (shifted - v_min) / delta  # fractional atom index in [0, N-1]
-    lower = position.floor().long()
-    upper = position.ceil().long()
-    on_atom = (upper == lower).to(next_probs.dtype)
+    lower_f = position.floor()
+    upper_share = next_probs * (position - lower_f)  # 0 when the atom lands exactly on one of the support
+    lower = lower_f.long()
+    upper = (lower + 1).clamp_(max=n_atoms - 1)  # past the last atom only with a zero share
     projected = torch.zeros_like(next_probs)
-    projected.scatter_add_(1, lower, next_probs * (upper.to(position.dtype) - position + on_atom))
-    projected.scatter_add_(1, upper, next_probs * (position - lower.to(position.dtype)))
+    projected.scatter_add_(1, lower, next_probs - upper_share)
+    projected.scatter_add_(1, upper, upper_share)
     return projected
 
 

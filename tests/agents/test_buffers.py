@@ -187,6 +187,46 @@ def test_n_step_returns_by_hand():
     np.testing.assert_allclose(out.rewards, [1 + 0.5 + 0.25])
 
 
+
+@pytest.mark.parametrize("n_step", [2, 5])
+def test_n_step_window_matches_returns_from_whole_trajectories(n_step):
+    """Random rewards, terminations and truncations in 3 envs over 60 steps: every emitted transition equals
+    the one computed from the env's whole trajectory, and every start whose k-step window closed is emitted."""
+    rng = np.random.default_rng(n_step)
+    steps, envs, gamma = 60, 3, 0.9
+    rewards = rng.normal(size=(steps, envs))
+    terminated = rng.random((steps, envs)) < 0.06
+    truncated = ~terminated & (rng.random((steps, envs)) < 0.06)
+    acc = NStepAccumulator(n_step=n_step, gamma=gamma, num_envs=envs)
+    emitted = {}
+    for t in range(steps):
+        obs = np.stack([[t, e] for e in range(envs)]).astype(np.float32)  # (time, env) identifies a start
+        out = acc.push(obs, np.arange(envs), rewards[t], obs + [1, 0], terminated[t], truncated[t])
+        for row in range(len(out.rewards)):
+            start, env = int(out.obs[row, 0]), int(out.obs[row, 1])
+            emitted[start, env] = (out.rewards[row], out.discounts[row], out.terminated[row], out.next_obs[row, 0])
+    expected = {}
+    for env in range(envs):
+        for start in range(steps):
+            k, end = 0, None
+            while start + k < steps and k < n_step:
+                k += 1
+                if terminated[start + k - 1, env] or truncated[start + k - 1, env]:
+                    end = start + k - 1
+                    break
+            if end is None and k < n_step:
+                continue  # the run ends before its window closes: still pending
+            ret = sum(gamma**i * rewards[start + i, env] for i in range(k))
+            ends_terminal = end is not None and bool(terminated[end, env])
+            expected[start, env] = (ret, gamma**k, ends_terminal, start + k)
+    assert emitted.keys() == expected.keys()
+    for key, (ret, discount, term, next_time) in expected.items():
+        got = emitted[key]
+        np.testing.assert_allclose(got[0], ret, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got[1], discount, rtol=1e-6)
+        assert got[2] == term and got[3] == next_time, key
+
+
 def test_n_step_accumulator_state_round_trip():
     acc = NStepAccumulator(n_step=3, gamma=0.9, num_envs=2)
     _push(acc, 0, [1, 1], [False, False], [False, False])

@@ -34,6 +34,20 @@ def test_c51_projection_by_hand():
     torch.testing.assert_close(projected.sum(1), torch.ones(4))
 
 
+def test_c51_projection_matches_the_triangular_kernel_form():
+    """Bellemare et al.'s projection written as a sum over source atoms of the hat kernel
+    p_j * max(0, 1 - |clip(r + d z_j) - z_i| / delta), on random rows including clipped ones."""
+    generator = torch.Generator().manual_seed(0)
+    support = torch.linspace(-10.0, 10.0, 51)
+    next_probs = torch.softmax(torch.randn(256, 51, generator=generator), dim=1)
+    rewards = torch.randn(256, generator=generator) * 8.0  # some rows shift beyond v_min or v_max
+    discounts = torch.rand(256, generator=generator) * (torch.rand(256, generator=generator) > 0.1)
+    shifted = (rewards[:, None] + discounts[:, None] * support).clamp(-10.0, 10.0)  # (B, j)
+    hat = (1.0 - (shifted[:, :, None] - support).abs() / 0.4).clamp(min=0.0)  # (B, j, i)
+    expected = (next_probs[:, :, None] * hat).sum(1)
+    torch.testing.assert_close(project_distribution(next_probs, rewards, discounts, support), expected)
+
+
 def test_noisy_linear_mean_path_and_fresh_noise():
     torch.manual_seed(0)
     layer = NoisyLinear(4, 3, sigma_init=0.5)
