@@ -201,9 +201,12 @@ def test_n_step_window_matches_returns_from_whole_trajectories(n_step):
     emitted = {}
     for t in range(steps):
         obs = np.stack([[t, e] for e in range(envs)]).astype(np.float32)  # (time, env) identifies a start
-        out = acc.push(obs, np.arange(envs), rewards[t], obs + [1, 0], terminated[t], truncated[t])
+        actions = t * envs + np.arange(envs)  # identifies the step the action was taken at
+        out = acc.push(obs, actions, rewards[t], obs + [1, 0], terminated[t], truncated[t])
         for row in range(len(out.rewards)):
             start, env = int(out.obs[row, 0]), int(out.obs[row, 1])
+            assert (start, env) not in emitted, "a start emitted twice"
+            assert out.actions[row] == start * envs + env, "the action of another step"
             emitted[start, env] = (out.rewards[row], out.discounts[row], out.terminated[row], out.next_obs[row, 0])
     expected = {}
     for env in range(envs):

@@ -48,6 +48,16 @@ def test_c51_projection_matches_the_triangular_kernel_form():
     torch.testing.assert_close(project_distribution(next_probs, rewards, discounts, support), expected)
 
 
+def test_c51_projection_keeps_the_mass_when_v_max_rounds_past_the_last_atom():
+    # on this support (v_max - v_min) / delta rounds to slightly more than N - 1 in float32, so an atom
+    # clipped to v_max sits a hair beyond the last index: its mass must stay on the last atom
+    support = torch.linspace(0.46868558173902386, 28.65965164326541, 98)
+    next_probs = torch.full((2, 98), 1.0 / 98)
+    projected = project_distribution(next_probs, torch.tensor([100.0, 0.0]), torch.tensor([0.0, 0.0]), support)
+    torch.testing.assert_close(projected[0], torch.eye(98)[-1])
+    torch.testing.assert_close(projected[1], torch.eye(98)[0])  # and the clip at v_min onto the first atom
+
+
 def test_noisy_linear_mean_path_and_fresh_noise():
     torch.manual_seed(0)
     layer = NoisyLinear(4, 3, sigma_init=0.5)
