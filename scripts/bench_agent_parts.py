@@ -7,7 +7,9 @@ Both sides are built by ``scripts/compare_sb3.py``'s preset for ALGO on ENV (sam
 env pipeline), trained for ``--warmup`` env steps so their replays are filled and learning has started, then timed:
 ``--act-calls`` stochastic acting calls on one observation (ours ``act``, SB3 ``predict``) and
 ``--gradient-steps`` gradient steps (ours ``_gradient_step``, SB3 ``train``), in microseconds per call, the median
-of 5 blocks. One torch thread. Prints a table and, last, a JSON line.
+of 5 blocks; and the tensor ops one gradient step dispatches (ATen calls seen by a ``TorchDispatchMode``, backward
+and optimizer included, mean over 10 steps): at small batches their fixed cost, not their arithmetic, sets the
+time. One torch thread. Prints a table and, last, a JSON line.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_sb3 import PRESETS, make_vector_env, sb3_vec_env, silent_sb3_logger, vector_steps  # noqa: E402
@@ -39,6 +42,25 @@ def median_us(run_block: Callable[[int], object], calls: int) -> float:
         run_block(per_block)
         times.append((time.perf_counter() - start) / per_block * 1e6)
     return float(np.median(times))
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts the ATen ops dispatched while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def ops_per_call(run_block: Callable[[int], object], calls: int = 10) -> float:
+    """Mean number of ATen ops dispatched per call over ``calls`` calls of ``run_block``."""
+    with _OpCounter() as counter:
+        run_block(calls)
+    return counter.count / calls
 
 
 def repeated(fn: Callable[[], object]) -> Callable[[int], None]:
@@ -61,7 +83,8 @@ def ours_parts(algo: str, env_id: str, warmup: int, act_calls: int, gradient_ste
     takes_step = "step_in_phase" in inspect.signature(agent._gradient_step).parameters  # SAC's target interval
     step = (lambda: agent._gradient_step(0)) if takes_step else agent._gradient_step
     return {"act_us": median_us(repeated(lambda: agent.act(obs)), act_calls),
-            "gradient_step_us": median_us(repeated(step), gradient_steps)}
+            "gradient_step_us": median_us(repeated(step), gradient_steps),
+            "gradient_step_ops": ops_per_call(repeated(step))}
 
 
 def sb3_parts(algo: str, env_id: str, warmup: int, act_calls: int, gradient_steps: int, seed: int) -> dict:
@@ -71,9 +94,12 @@ def sb3_parts(algo: str, env_id: str, warmup: int, act_calls: int, gradient_step
     model.set_logger(silent_sb3_logger())
     model.learn(total_timesteps=warmup)
     obs, _ = env.reset(seed=seed)
+    def train_block(n: int) -> None:
+        model.train(gradient_steps=n, batch_size=model.batch_size)
+
     return {"act_us": median_us(repeated(lambda: model.predict(obs, deterministic=False)), act_calls),
-            "gradient_step_us": median_us(lambda n: model.train(gradient_steps=n, batch_size=model.batch_size),
-                                          gradient_steps)}
+            "gradient_step_us": median_us(train_block, gradient_steps),
+            "gradient_step_ops": ops_per_call(train_block)}
 
 
 def main() -> None:
@@ -92,9 +118,9 @@ def main() -> None:
     np.random.seed(args.seed)  # noqa: NPY002 - SB3 draws its exploration from the global generator
     timing = (args.algo, args.env, args.warmup, args.act_calls, args.gradient_steps, args.seed)
     results = {"ours": ours_parts(*timing), "sb3": sb3_parts(*timing)}
-    print(f"{'':6} {'act (us)':>10} {'gradient step (us)':>20}")
+    print(f"{'':6} {'act (us)':>10} {'gradient step (us)':>20} {'ops per gradient step':>22}")
     for side, parts in results.items():
-        print(f"{side:6} {parts['act_us']:10.0f} {parts['gradient_step_us']:20.0f}")
+        print(f"{side:6} {parts['act_us']:10.0f} {parts['gradient_step_us']:20.0f} {parts['gradient_step_ops']:22.0f}")
     print(json.dumps(results))
 
 

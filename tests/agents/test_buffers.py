@@ -187,7 +187,6 @@ def test_n_step_returns_by_hand():
     np.testing.assert_allclose(out.rewards, [1 + 0.5 + 0.25])
 
 
-
 @pytest.mark.parametrize("n_step", [2, 5])
 def test_n_step_window_matches_returns_from_whole_trajectories(n_step):
     """Random rewards, terminations and truncations in 3 envs over 60 steps: every emitted transition equals

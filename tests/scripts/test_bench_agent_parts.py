@@ -22,7 +22,7 @@ def test_last_line_times_both_sides():
     timings = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(timings) == {"ours", "sb3"}
     for parts in timings.values():
-        assert set(parts) == {"act_us", "gradient_step_us"}
+        assert set(parts) == {"act_us", "gradient_step_us", "gradient_step_ops"}
         assert all(math.isfinite(value) and value > 0 for value in parts.values())
 
 
